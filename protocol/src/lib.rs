@@ -1,0 +1,299 @@
+//! Wire types of the Task Master v1 contract, shared by the server, the web app
+//! and the load generator.
+//!
+//! Only `serde` here, so the crate compiles for `wasm32-unknown-unknown`; the
+//! `openapi` feature (server only) adds OpenAPI schemas.
+
+mod enums;
+
+pub use enums::{ParseEnumError, Priority, Role, TaskStatus};
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+#[cfg(feature = "openapi")]
+use utoipa::ToSchema;
+
+/// The body of every error response: `{"error": {"code", "message"}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ErrorDetail {
+    /// Stable, machine-readable `snake_case` code.
+    pub code: String,
+    /// Human-readable explanation of what is wrong.
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct User {
+    pub id: String,
+    pub email: String,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RegisterRequest {
+    pub email: String,
+    pub name: String,
+    pub password: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    pub email: String,
+    pub password: String,
+}
+
+/// Answer to register and login: the user and a bearer token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct AuthResponse {
+    pub user: User,
+    pub token: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CreateProjectRequest {
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Project {
+    pub id: String,
+    pub name: String,
+    /// RFC 3339, UTC.
+    pub created_at: String,
+}
+
+/// A list without pagination: `{"items": [...]}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Items<T> {
+    pub items: Vec<T>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct AddMemberRequest {
+    pub email: String,
+    pub role: Role,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Member {
+    pub user: User,
+    pub role: Role,
+}
+
+/// A task, as returned everywhere (REST bodies and real-time events).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Task {
+    /// Per-project number: 1, 2, 3, …
+    pub id: i64,
+    pub project_id: String,
+    pub title: String,
+    pub description: String,
+    pub details: String,
+    pub test_strategy: String,
+    pub status: TaskStatus,
+    pub priority: Priority,
+    pub dependencies: Vec<i64>,
+    pub assignee_id: Option<String>,
+    pub parent_id: Option<i64>,
+    /// Starts at 1 and grows by one on every change; the ETag is this number quoted.
+    pub version: i64,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// One page of tasks, ordered by id.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct TaskPage {
+    pub items: Vec<Task>,
+    /// Pass as `cursor` to get the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// Body of `POST …/tasks`. Only `title` is required.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct NewTask {
+    pub title: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_strategy: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<TaskStatus>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<Priority>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dependencies: Option<Vec<i64>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assignee_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_id: Option<i64>,
+}
+
+/// Body of `PATCH …/tasks/{id}`: any subset of the writable fields.
+///
+/// For the nullable fields the outer `Option` says whether the field was sent
+/// and the inner one whether it was `null`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct TaskPatch {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_strategy: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<TaskStatus>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<Priority>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dependencies: Option<Vec<i64>>,
+    #[serde(
+        default,
+        deserialize_with = "present_or_null",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub assignee_id: Option<Option<String>>,
+    #[serde(
+        default,
+        deserialize_with = "present_or_null",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<i64>))]
+    pub parent_id: Option<Option<i64>>,
+}
+
+/// Distinguishes a field sent as `null` (`Some(None)`) from an absent one
+/// (`None`, through `#[serde(default)]`).
+fn present_or_null<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+/// Kinds of change recorded in a project's event log.
+pub mod event_type {
+    pub const TASK_CREATED: &str = "task.created";
+    pub const TASK_UPDATED: &str = "task.updated";
+    pub const TASK_DELETED: &str = "task.deleted";
+}
+
+/// One entry of a project's change log, as streamed to subscribers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Event {
+    pub project_id: String,
+    /// Gapless per project, starting at 1.
+    pub seq: i64,
+    /// `task.created`, `task.updated` or `task.deleted`; clients ignore others.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub actor_id: String,
+    pub at: String,
+    /// The task after the change (for `task.deleted`, its last state).
+    pub task: Task,
+}
+
+/// A page of the change log (`GET …/events?since=`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct EventPage {
+    pub items: Vec<Event>,
+    /// The project's latest seq when the page was read.
+    pub latest_seq: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patch_tells_null_from_absent() {
+        let patch: TaskPatch = serde_json::from_str(r#"{"assignee_id": null}"#).unwrap();
+        assert_eq!(patch.assignee_id, Some(None));
+        assert_eq!(patch.parent_id, None);
+
+        let patch: TaskPatch = serde_json::from_str(r#"{"parent_id": 3}"#).unwrap();
+        assert_eq!(patch.parent_id, Some(Some(3)));
+    }
+
+    #[test]
+    fn patch_round_trips_null() {
+        let patch = TaskPatch {
+            assignee_id: Some(None),
+            ..TaskPatch::default()
+        };
+        let json = serde_json::to_string(&patch).unwrap();
+        assert_eq!(json, r#"{"assignee_id":null}"#);
+        assert_eq!(serde_json::from_str::<TaskPatch>(&json).unwrap(), patch);
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        let err = serde_json::from_str::<TaskPatch>(r#"{"colour": "red"}"#).unwrap_err();
+        assert!(err.to_string().starts_with("unknown field `colour`"), "{err}");
+    }
+
+    #[test]
+    fn event_type_is_named_type_on_the_wire() {
+        let task = Task {
+            id: 1,
+            project_id: "p".into(),
+            title: "t".into(),
+            description: String::new(),
+            details: String::new(),
+            test_strategy: String::new(),
+            status: TaskStatus::Pending,
+            priority: Priority::Medium,
+            dependencies: vec![],
+            assignee_id: None,
+            parent_id: None,
+            version: 1,
+            created_at: "2026-01-01T00:00:00Z".into(),
+            updated_at: "2026-01-01T00:00:00Z".into(),
+        };
+        let event = Event {
+            project_id: "p".into(),
+            seq: 1,
+            kind: event_type::TASK_CREATED.into(),
+            actor_id: "u".into(),
+            at: "2026-01-01T00:00:00Z".into(),
+            task,
+        };
+        let value = serde_json::to_value(&event).unwrap();
+        assert_eq!(value["type"], "task.created");
+        assert_eq!(value["task"]["status"], "pending");
+    }
+}
