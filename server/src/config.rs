@@ -1,0 +1,191 @@
+//! Settings, read from environment variables (or the matching command-line
+//! flags). Secrets are wrapped in [`Secret`] so they never reach a log line.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "taskmaster", version, about = "Task Master: real-time collaborative task server")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub config: Config,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Subcommand)]
+pub enum Command {
+    /// Run the server (the default).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct Config {
+    /// PostgreSQL URL. Without it the server runs a private PostgreSQL under DATA_DIR.
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: Option<Secret>,
+
+    /// Redis URL. Optional for a single instance.
+    #[arg(long, env = "REDIS_URL")]
+    pub redis_url: Option<Secret>,
+
+    /// Address to listen on; port 0 picks a free port (printed at start).
+    #[arg(long, env = "BIND", default_value = "127.0.0.1:8080")]
+    pub bind: SocketAddr,
+
+    /// Where the embedded PostgreSQL keeps its files (used without DATABASE_URL).
+    #[arg(long, env = "DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+
+    /// Largest accepted request body, in bytes.
+    #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 2 * 1024 * 1024)]
+    pub max_body_bytes: usize,
+
+    /// Maximum connections in the database pool.
+    #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 20)]
+    pub database_max_connections: u32,
+
+    /// Longest a single SQL statement may run, in milliseconds.
+    #[arg(long, env = "DATABASE_STATEMENT_TIMEOUT_MS", default_value_t = 5_000)]
+    pub database_statement_timeout_ms: u64,
+
+    /// Longest a request may wait for a database connection, in milliseconds.
+    #[arg(long, env = "DATABASE_ACQUIRE_TIMEOUT_MS", default_value_t = 3_000)]
+    pub database_acquire_timeout_ms: u64,
+
+    /// Longest a whole HTTP request may take, in milliseconds.
+    #[arg(long, env = "REQUEST_TIMEOUT_MS", default_value_t = 30_000)]
+    pub request_timeout_ms: u64,
+
+    /// How long a sign-in token stays valid, in hours.
+    #[arg(long, env = "SESSION_TTL_HOURS", default_value_t = 24 * 30)]
+    pub session_ttl_hours: u64,
+
+    /// Sign-in attempts allowed per email address per minute.
+    #[arg(long, env = "LOGIN_ATTEMPTS_PER_EMAIL_PER_MINUTE", default_value_t = 10)]
+    pub login_attempts_per_email_per_minute: u32,
+
+    /// Sign-in and sign-up attempts allowed per client IP per minute.
+    #[arg(long, env = "LOGIN_ATTEMPTS_PER_IP_PER_MINUTE", default_value_t = 60)]
+    pub login_attempts_per_ip_per_minute: u32,
+
+    /// Take the client IP from the last `X-Forwarded-For` hop (only behind a proxy you run).
+    #[arg(long, env = "TRUST_FORWARDED_FOR", default_value_t = false)]
+    pub trust_forwarded_for: bool,
+
+    /// Log format: `text` for people, `json` for log collectors.
+    #[arg(long, env = "LOG_FORMAT", default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+impl Config {
+    /// Settings with every default, as if no variable were set.
+    pub fn defaults() -> Self {
+        Cli::parse_from(["taskmaster"]).config
+    }
+
+    pub fn statement_timeout(&self) -> Duration {
+        Duration::from_millis(self.database_statement_timeout_ms)
+    }
+
+    pub fn acquire_timeout(&self) -> Duration {
+        Duration::from_millis(self.database_acquire_timeout_ms)
+    }
+
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms)
+    }
+
+    pub fn session_ttl(&self) -> Duration {
+        Duration::from_secs(self.session_ttl_hours * 3600)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// A value that must not be logged: a URL with a password, a key.
+///
+/// `Debug` shows a URL with its password replaced by `***`, or `***` for
+/// anything else.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// The value with any URL password masked: safe to log.
+    pub fn redacted(&self) -> String {
+        match (self.0.find("://"), self.0.rfind('@')) {
+            (Some(scheme_end), Some(at)) if at > scheme_end => {
+                let userinfo = &self.0[scheme_end + 3..at];
+                let user = userinfo.split(':').next().unwrap_or_default();
+                if userinfo.contains(':') {
+                    format!("{}{user}:***{}", &self.0[..scheme_end + 3], &self.0[at..])
+                } else {
+                    self.0.clone()
+                }
+            }
+            (Some(_), _) => self.0.clone(),
+            _ => "***".to_owned(),
+        }
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.redacted())
+    }
+}
+
+impl FromStr for Secret {
+    type Err = std::convert::Infallible;
+
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        Ok(Secret(value.to_owned()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_passwords_are_masked() {
+        let secret = Secret::new("postgres://app:hunter2@db:5432/tm");
+        assert_eq!(secret.redacted(), "postgres://app:***@db:5432/tm");
+        assert!(!format!("{secret:?}").contains("hunter2"));
+        assert!(!format!("{:?}", Config { database_url: Some(secret), ..Config::defaults() })
+            .contains("hunter2"));
+    }
+
+    #[test]
+    fn urls_without_password_stay_readable() {
+        assert_eq!(Secret::new("redis://127.0.0.1:6379").redacted(), "redis://127.0.0.1:6379");
+        assert_eq!(Secret::new("postgres://app@db/tm").redacted(), "postgres://app@db/tm");
+        assert_eq!(Secret::new("plain-key").redacted(), "***");
+    }
+
+    #[test]
+    fn defaults_are_sane() {
+        let config = Config::defaults();
+        assert_eq!(config.bind.port(), 8080);
+        assert!(config.max_body_bytes >= 1024 * 1024, "contract: at least 1 MiB is accepted");
+    }
+}

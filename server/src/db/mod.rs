@@ -1,0 +1,71 @@
+//! PostgreSQL access: the pool, migrations, and one module of plain query
+//! functions per table group. SQL lives next to the code that needs it.
+
+pub mod events;
+pub mod projects;
+pub mod tasks;
+pub mod users;
+
+use std::time::Duration;
+
+use anyhow::Context;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::PgPool;
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use crate::config::Config;
+
+/// The migrations in `migrations/`, embedded at build time.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
+
+/// Builds the pool. Connections are opened lazily, so the server starts (and
+/// reports not-ready) while the database is down, and recovers by itself when
+/// it returns.
+pub fn pool(options: PgConnectOptions, config: &Config) -> PgPool {
+    let options = options
+        .application_name("taskmaster")
+        // Bound every statement, so a stuck query cannot hold a connection forever.
+        .options([(
+            "statement_timeout",
+            config.statement_timeout().as_millis().to_string(),
+        )]);
+    PgPoolOptions::new()
+        .max_connections(config.database_max_connections)
+        .min_connections(0)
+        .acquire_timeout(config.acquire_timeout())
+        .idle_timeout(Some(Duration::from_secs(300)))
+        .connect_lazy_with(options)
+}
+
+/// Applies pending migrations, waiting up to `patience` for the database to
+/// accept connections (it may still be starting, as in docker compose).
+pub async fn migrate(pool: &PgPool, patience: Duration) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + patience;
+    loop {
+        match MIGRATOR.run(pool).await {
+            Ok(()) => return Ok(()),
+            Err(sqlx::migrate::MigrateError::Execute(error))
+                if is_connection_error(&error) && tokio::time::Instant::now() < deadline =>
+            {
+                tracing::warn!(%error, "database not reachable yet; retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(error) => return Err(error).context("applying database migrations failed"),
+        }
+    }
+}
+
+fn is_connection_error(error: &sqlx::Error) -> bool {
+    matches!(
+        error,
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::Tls(_)
+    )
+}
+
+/// Times on the wire are RFC 3339 in UTC.
+pub fn rfc3339(at: OffsetDateTime) -> String {
+    at.to_offset(time::UtcOffset::UTC)
+        .format(&Rfc3339)
+        .unwrap_or_else(|_| at.unix_timestamp().to_string())
+}

@@ -1,0 +1,246 @@
+//! Projects and their members.
+
+use protocol::{Member, Project, Role, User};
+use sqlx::{PgPool, Postgres, Transaction};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::rfc3339;
+use crate::error::{ApiError, Result};
+
+fn project(project_id: Uuid, name: String, created_at: OffsetDateTime) -> Project {
+    Project {
+        id: project_id.to_string(),
+        name,
+        created_at: rfc3339(created_at),
+    }
+}
+
+/// Creates a project with `owner` as its first owner.
+pub async fn create(pool: &PgPool, owner: Uuid, name: &str) -> Result<Project> {
+    let mut tx = pool.begin().await?;
+    let (project_id, name, created_at): (Uuid, String, OffsetDateTime) = sqlx::query_as(
+        "insert into projects (project_id, name) values ($1, $2)
+         returning project_id, name, created_at",
+    )
+    .bind(Uuid::now_v7())
+    .bind(name)
+    .fetch_one(&mut *tx)
+    .await?;
+    sqlx::query("insert into project_members (project_id, user_id, role) values ($1, $2, 'owner')")
+        .bind(project_id)
+        .bind(owner)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(project(project_id, name, created_at))
+}
+
+/// The projects `user` is a member of, oldest first.
+pub async fn list_for(pool: &PgPool, user: Uuid) -> Result<Vec<Project>> {
+    let rows: Vec<(Uuid, String, OffsetDateTime)> = sqlx::query_as(
+        "select p.project_id, p.name, p.created_at
+           from project_members m join projects p using (project_id)
+          where m.user_id = $1
+          order by p.created_at, p.project_id",
+    )
+    .bind(user)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, name, created_at)| project(id, name, created_at))
+        .collect())
+}
+
+/// `user`'s role in `project`, or `None` when not a member (or no such project).
+pub async fn role_of(pool: &PgPool, project: Uuid, user: Uuid) -> Result<Option<Role>> {
+    let role: Option<String> = sqlx::query_scalar(
+        "select role::text from project_members where project_id = $1 and user_id = $2",
+    )
+    .bind(project)
+    .bind(user)
+    .fetch_optional(pool)
+    .await?;
+    role.map(|role| parse_role(&role)).transpose()
+}
+
+fn parse_role(role: &str) -> Result<Role> {
+    role.parse()
+        .map_err(|error| ApiError::Internal(anyhow::anyhow!("bad role in database: {error}")))
+}
+
+/// Locks the project row for the rest of `tx`: every write to a project takes
+/// this lock first, so writers of one project run one after another (and see
+/// each other's committed changes), while other projects are unaffected.
+/// Returns `(last_task_id, last_seq)`, or `None` if the project is gone.
+pub async fn lock(tx: &mut Transaction<'_, Postgres>, project: Uuid) -> Result<Option<(i64, i64)>> {
+    Ok(sqlx::query_as(
+        "select last_task_id, last_seq from projects where project_id = $1 for update",
+    )
+    .bind(project)
+    .fetch_optional(&mut **tx)
+    .await?)
+}
+
+#[derive(sqlx::FromRow)]
+struct MemberRow {
+    user_id: Uuid,
+    email: String,
+    name: String,
+    role: String,
+}
+
+impl TryFrom<MemberRow> for Member {
+    type Error = ApiError;
+
+    fn try_from(row: MemberRow) -> Result<Self> {
+        Ok(Member {
+            user: User {
+                id: row.user_id.to_string(),
+                email: row.email,
+                name: row.name,
+            },
+            role: parse_role(&row.role)?,
+        })
+    }
+}
+
+pub async fn members(pool: &PgPool, project: Uuid) -> Result<Vec<Member>> {
+    sqlx::query_as::<_, MemberRow>(
+        "select u.user_id, u.email, u.name, m.role::text as role
+           from project_members m join users u using (user_id)
+          where m.project_id = $1
+          order by m.added_at, u.user_id",
+    )
+    .bind(project)
+    .fetch_all(pool)
+    .await?
+    .into_iter()
+    .map(Member::try_from)
+    .collect()
+}
+
+/// Whether [`put_member`] added someone new or changed an existing role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PutOutcome {
+    Added,
+    Updated,
+}
+
+/// Adds the user with `email` to `project` with `role`, or changes the role of
+/// an existing member. Refuses to demote the last owner.
+pub async fn put_member(
+    pool: &PgPool,
+    project: Uuid,
+    email: &str,
+    role: Role,
+) -> Result<(Member, PutOutcome)> {
+    let mut tx = pool.begin().await?;
+    lock(&mut tx, project)
+        .await?
+        .ok_or_else(ApiError::project_not_found)?;
+    let user: Option<(Uuid, String, String)> =
+        sqlx::query_as("select user_id, email, name from users where email = $1")
+            .bind(email)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let (user_id, email, name) = user.ok_or_else(|| {
+        ApiError::NotFound("user_not_found", "no user has this email address".into())
+    })?;
+    let current: Option<String> = sqlx::query_scalar(
+        "select role::text from project_members where project_id = $1 and user_id = $2",
+    )
+    .bind(project)
+    .bind(user_id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let current = current.as_deref().map(parse_role).transpose()?;
+    if current == Some(Role::Owner) && role != Role::Owner && owner_count(&mut tx, project).await? == 1 {
+        return Err(ApiError::Conflict(
+            "last_owner",
+            "the project's last owner cannot be demoted; make someone else owner first".into(),
+        ));
+    }
+    sqlx::query(
+        "insert into project_members (project_id, user_id, role) values ($1, $2, $3::project_role)
+         on conflict (project_id, user_id) do update set role = excluded.role",
+    )
+    .bind(project)
+    .bind(user_id)
+    .bind(role.as_str())
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    let member = Member {
+        user: User {
+            id: user_id.to_string(),
+            email,
+            name,
+        },
+        role,
+    };
+    let outcome = if current.is_some() {
+        PutOutcome::Updated
+    } else {
+        PutOutcome::Added
+    };
+    Ok((member, outcome))
+}
+
+/// Removes `user` from `project`. Refuses to remove the last owner.
+pub async fn remove_member(pool: &PgPool, project: Uuid, user: Uuid) -> Result<()> {
+    let mut tx = pool.begin().await?;
+    lock(&mut tx, project)
+        .await?
+        .ok_or_else(ApiError::project_not_found)?;
+    let role: Option<String> = sqlx::query_scalar(
+        "select role::text from project_members where project_id = $1 and user_id = $2",
+    )
+    .bind(project)
+    .bind(user)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let role = role
+        .as_deref()
+        .map(parse_role)
+        .transpose()?
+        .ok_or_else(|| ApiError::NotFound("member_not_found", "no such member".into()))?;
+    if role == Role::Owner && owner_count(&mut tx, project).await? == 1 {
+        return Err(ApiError::Conflict(
+            "last_owner",
+            "the project's last owner cannot be removed".into(),
+        ));
+    }
+    sqlx::query("delete from project_members where project_id = $1 and user_id = $2")
+        .bind(project)
+        .bind(user)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn owner_count(tx: &mut Transaction<'_, Postgres>, project: Uuid) -> Result<i64> {
+    Ok(sqlx::query_scalar(
+        "select count(*) from project_members where project_id = $1 and role = 'owner'",
+    )
+    .bind(project)
+    .fetch_one(&mut **tx)
+    .await?)
+}
+
+/// Whether `user` is a member of `project` (used to validate assignees).
+pub async fn is_member(
+    tx: &mut Transaction<'_, Postgres>,
+    project: Uuid,
+    user: Uuid,
+) -> Result<bool> {
+    Ok(sqlx::query_scalar(
+        "select exists (select 1 from project_members where project_id = $1 and user_id = $2)",
+    )
+    .bind(project)
+    .bind(user)
+    .fetch_one(&mut **tx)
+    .await?)
+}

@@ -1,0 +1,570 @@
+//! Tasks: reads, and writes through [`ProjectWrite`] so every change is logged.
+
+use std::collections::HashSet;
+
+use protocol::{event_type, NewTask, Task, TaskPatch, TaskStatus};
+use sqlx::PgPool;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::events::ProjectWrite;
+use super::{projects, rfc3339};
+use crate::domain::{dependencies, task as rules};
+use crate::error::{ApiError, Result};
+
+/// Columns of a task, in [`TaskRow`] order.
+const COLUMNS: &str = "project_id, task_id, title, description, details, test_strategy, \
+     status::text as status, priority::text as priority, dependencies, assignee_id, \
+     parent_id, version, created_at, updated_at";
+
+#[derive(sqlx::FromRow)]
+struct TaskRow {
+    project_id: Uuid,
+    task_id: i64,
+    title: String,
+    description: String,
+    details: String,
+    test_strategy: String,
+    status: String,
+    priority: String,
+    dependencies: Vec<i64>,
+    assignee_id: Option<Uuid>,
+    parent_id: Option<i64>,
+    version: i64,
+    created_at: OffsetDateTime,
+    updated_at: OffsetDateTime,
+}
+
+impl TryFrom<TaskRow> for Task {
+    type Error = ApiError;
+
+    fn try_from(row: TaskRow) -> Result<Self> {
+        let corrupt = |error: protocol::ParseEnumError| {
+            ApiError::Internal(anyhow::anyhow!("bad task row in database: {error}"))
+        };
+        Ok(Task {
+            id: row.task_id,
+            project_id: row.project_id.to_string(),
+            title: row.title,
+            description: row.description,
+            details: row.details,
+            test_strategy: row.test_strategy,
+            status: row.status.parse().map_err(corrupt)?,
+            priority: row.priority.parse().map_err(corrupt)?,
+            dependencies: row.dependencies,
+            assignee_id: row.assignee_id.map(|id| id.to_string()),
+            parent_id: row.parent_id,
+            version: row.version,
+            created_at: rfc3339(row.created_at),
+            updated_at: rfc3339(row.updated_at),
+        })
+    }
+}
+
+fn tasks(rows: Vec<TaskRow>) -> Result<Vec<Task>> {
+    rows.into_iter().map(Task::try_from).collect()
+}
+
+pub async fn get(pool: &PgPool, project: Uuid, task_id: i64) -> Result<Option<Task>> {
+    sqlx::query_as::<_, TaskRow>(&format!(
+        "select {COLUMNS} from tasks where project_id = $1 and task_id = $2"
+    ))
+    .bind(project)
+    .bind(task_id)
+    .fetch_optional(pool)
+    .await?
+    .map(Task::try_from)
+    .transpose()
+}
+
+/// Up to `limit` tasks with id greater than `after`, in id order, optionally
+/// only those with one of `statuses`. Keyset pagination: a page never shifts
+/// when tasks are inserted, since new tasks always get higher ids.
+pub async fn list(
+    pool: &PgPool,
+    project: Uuid,
+    statuses: &[TaskStatus],
+    after: i64,
+    limit: i64,
+) -> Result<Vec<Task>> {
+    let rows = if statuses.is_empty() {
+        sqlx::query_as::<_, TaskRow>(&format!(
+            "select {COLUMNS} from tasks
+              where project_id = $1 and task_id > $2
+              order by task_id limit $3"
+        ))
+        .bind(project)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(pool)
+        .await?
+    } else {
+        let statuses: Vec<&str> = statuses.iter().map(|status| status.as_str()).collect();
+        sqlx::query_as::<_, TaskRow>(&format!(
+            "select {COLUMNS} from tasks
+              where project_id = $1 and task_id > $2 and status = any($3::task_status[])
+              order by task_id limit $4"
+        ))
+        .bind(project)
+        .bind(after)
+        .bind(statuses)
+        .bind(limit)
+        .fetch_all(pool)
+        .await?
+    };
+    tasks(rows)
+}
+
+/// The task to work on next, by Task Master's rule (see the contract):
+/// first a pending or in-progress subtask of an in-progress parent whose
+/// dependencies are all done, otherwise such a top-level task; ranked by
+/// priority, then fewest dependencies, then lowest id.
+pub async fn next(pool: &PgPool, project: Uuid) -> Result<Option<Task>> {
+    const DEPENDENCIES_DONE: &str = "not exists (
+            select 1 from tasks d
+             where d.project_id = t.project_id
+               and d.task_id = any(t.dependencies)
+               and d.status <> 'done')";
+    let subtask = sqlx::query_as::<_, TaskRow>(&format!(
+        "select {COLUMNS} from tasks t
+          where t.project_id = $1
+            and t.parent_id is not null
+            and t.status in ('pending', 'in-progress')
+            and exists (
+                select 1 from tasks p
+                 where p.project_id = t.project_id and p.task_id = t.parent_id
+                   and p.status = 'in-progress' and p.parent_id is null)
+            and {DEPENDENCIES_DONE}
+          order by t.priority, cardinality(t.dependencies), t.task_id
+          limit 1"
+    ))
+    .bind(project)
+    .fetch_optional(pool)
+    .await?;
+    if let Some(row) = subtask {
+        return Task::try_from(row).map(Some);
+    }
+    sqlx::query_as::<_, TaskRow>(&format!(
+        "select {COLUMNS} from tasks t
+          where t.project_id = $1
+            and t.parent_id is null
+            and t.status in ('pending', 'in-progress')
+            and {DEPENDENCIES_DONE}
+          order by t.priority, cardinality(t.dependencies), t.task_id
+          limit 1"
+    ))
+    .bind(project)
+    .fetch_optional(pool)
+    .await?
+    .map(Task::try_from)
+    .transpose()
+}
+
+/// A task's writable fields after validation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Fields {
+    title: String,
+    description: String,
+    details: String,
+    test_strategy: String,
+    status: TaskStatus,
+    priority: protocol::Priority,
+    dependencies: Vec<i64>,
+    assignee_id: Option<Uuid>,
+    parent_id: Option<i64>,
+}
+
+impl Fields {
+    fn of(task: &Task) -> Result<Self> {
+        Ok(Fields {
+            title: task.title.clone(),
+            description: task.description.clone(),
+            details: task.details.clone(),
+            test_strategy: task.test_strategy.clone(),
+            status: task.status,
+            priority: task.priority,
+            dependencies: task.dependencies.clone(),
+            assignee_id: task
+                .assignee_id
+                .as_deref()
+                .map(Uuid::parse_str)
+                .transpose()
+                .map_err(anyhow::Error::from)?,
+            parent_id: task.parent_id,
+        })
+    }
+}
+
+fn assignee(value: Option<&str>) -> Result<Option<Uuid>> {
+    value
+        .map(|id| {
+            Uuid::parse_str(id).map_err(|_| {
+                ApiError::Unprocessable(
+                    "unknown_assignee",
+                    "assignee_id is not a member of this project".into(),
+                )
+            })
+        })
+        .transpose()
+}
+
+pub async fn create(pool: &PgPool, project: Uuid, actor: Uuid, new: NewTask) -> Result<(Task, Vec<protocol::Event>)> {
+    // Checks that need no database come first, so bad input never waits for the lock.
+    let fields = Fields {
+        title: rules::title(&new.title)?,
+        description: rules::long_text("description", new.description.as_deref().unwrap_or(""))?,
+        details: rules::long_text("details", new.details.as_deref().unwrap_or(""))?,
+        test_strategy: rules::long_text(
+            "test_strategy",
+            new.test_strategy.as_deref().unwrap_or(""),
+        )?,
+        status: new.status.unwrap_or_default(),
+        priority: new.priority.unwrap_or_default(),
+        dependencies: rules::dependency_list(new.dependencies.as_deref().unwrap_or(&[]), None)?,
+        assignee_id: assignee(new.assignee_id.as_deref())?,
+        parent_id: new.parent_id,
+    };
+    let mut write = ProjectWrite::begin(pool, project, actor).await?;
+    // A new task has no dependents yet, so it cannot close a cycle.
+    check_references(&mut write, None, &fields, None).await?;
+    let task_id = write.next_task_id();
+    let row = sqlx::query_as::<_, TaskRow>(&format!(
+        "insert into tasks (project_id, task_id, title, description, details, test_strategy,
+                            status, priority, dependencies, assignee_id, parent_id)
+         values ($1, $2, $3, $4, $5, $6, $7::task_status, $8::task_priority, $9, $10, $11)
+         returning {COLUMNS}"
+    ))
+    .bind(project)
+    .bind(task_id)
+    .bind(&fields.title)
+    .bind(&fields.description)
+    .bind(&fields.details)
+    .bind(&fields.test_strategy)
+    .bind(fields.status.as_str())
+    .bind(fields.priority.as_str())
+    .bind(&fields.dependencies)
+    .bind(fields.assignee_id)
+    .bind(fields.parent_id)
+    .fetch_one(&mut *write.tx)
+    .await?;
+    let task = Task::try_from(row)?;
+    write.record(event_type::TASK_CREATED, &task).await?;
+    let events = write.commit().await?;
+    Ok((task, events))
+}
+
+/// Applies `patch` to a task. `if_match` is the version the client last saw;
+/// a different current version is a 412 and nothing changes. A patch that
+/// changes nothing returns the task as it is, with no new version or event.
+pub async fn update(
+    pool: &PgPool,
+    project: Uuid,
+    actor: Uuid,
+    task_id: i64,
+    patch: TaskPatch,
+    if_match: Option<i64>,
+) -> Result<(Task, Vec<protocol::Event>)> {
+    // Validate what needs no database before taking the lock.
+    let title = patch.title.as_deref().map(rules::title).transpose()?;
+    let description = patch
+        .description
+        .as_deref()
+        .map(|text| rules::long_text("description", text))
+        .transpose()?;
+    let details = patch
+        .details
+        .as_deref()
+        .map(|text| rules::long_text("details", text))
+        .transpose()?;
+    let test_strategy = patch
+        .test_strategy
+        .as_deref()
+        .map(|text| rules::long_text("test_strategy", text))
+        .transpose()?;
+    let new_dependencies = patch
+        .dependencies
+        .as_deref()
+        .map(|ids| rules::dependency_list(ids, Some(task_id)))
+        .transpose()?;
+    let new_assignee = patch
+        .assignee_id
+        .as_ref()
+        .map(|id| assignee(id.as_deref()))
+        .transpose()?;
+
+    let mut write = ProjectWrite::begin(pool, project, actor).await?;
+    let current = fetch_for_update(&mut write, task_id).await?;
+    check_version(&current, if_match)?;
+
+    let old = Fields::of(&current)?;
+    let mut fields = old.clone();
+    if let Some(title) = title {
+        fields.title = title;
+    }
+    if let Some(description) = description {
+        fields.description = description;
+    }
+    if let Some(details) = details {
+        fields.details = details;
+    }
+    if let Some(test_strategy) = test_strategy {
+        fields.test_strategy = test_strategy;
+    }
+    if let Some(status) = patch.status {
+        fields.status = status;
+    }
+    if let Some(priority) = patch.priority {
+        fields.priority = priority;
+    }
+    if let Some(dependencies) = new_dependencies {
+        fields.dependencies = dependencies;
+    }
+    if let Some(assignee) = new_assignee {
+        fields.assignee_id = assignee;
+    }
+    if let Some(parent) = patch.parent_id {
+        fields.parent_id = parent;
+    }
+    if fields == old {
+        return Ok((current, Vec::new()));
+    }
+    check_references(&mut write, Some(task_id), &fields, Some(&old)).await?;
+
+    let row = sqlx::query_as::<_, TaskRow>(&format!(
+        "update tasks set title = $3, description = $4, details = $5, test_strategy = $6,
+                status = $7::task_status, priority = $8::task_priority, dependencies = $9,
+                assignee_id = $10, parent_id = $11, version = version + 1, updated_at = now()
+          where project_id = $1 and task_id = $2
+          returning {COLUMNS}"
+    ))
+    .bind(project)
+    .bind(task_id)
+    .bind(&fields.title)
+    .bind(&fields.description)
+    .bind(&fields.details)
+    .bind(&fields.test_strategy)
+    .bind(fields.status.as_str())
+    .bind(fields.priority.as_str())
+    .bind(&fields.dependencies)
+    .bind(fields.assignee_id)
+    .bind(fields.parent_id)
+    .fetch_one(&mut *write.tx)
+    .await?;
+    let task = Task::try_from(row)?;
+    write.record(event_type::TASK_UPDATED, &task).await?;
+    let events = write.commit().await?;
+    Ok((task, events))
+}
+
+/// Deletes a task and its subtasks, and strips them from every other task's
+/// dependencies (each such task gets a new version), all in one transaction.
+pub async fn delete(
+    pool: &PgPool,
+    project: Uuid,
+    actor: Uuid,
+    task_id: i64,
+    if_match: Option<i64>,
+) -> Result<Vec<protocol::Event>> {
+    let mut write = ProjectWrite::begin(pool, project, actor).await?;
+    let current = fetch_for_update(&mut write, task_id).await?;
+    check_version(&current, if_match)?;
+
+    // Subtasks first: the parent foreign key needs them gone before the parent.
+    let subtasks = tasks(
+        sqlx::query_as::<_, TaskRow>(&format!(
+            "delete from tasks where project_id = $1 and parent_id = $2 returning {COLUMNS}"
+        ))
+        .bind(project)
+        .bind(task_id)
+        .fetch_all(&mut *write.tx)
+        .await?,
+    )?;
+    sqlx::query("delete from tasks where project_id = $1 and task_id = $2")
+        .bind(project)
+        .bind(task_id)
+        .execute(&mut *write.tx)
+        .await?;
+    let mut deleted = subtasks;
+    deleted.sort_by_key(|task| task.id);
+    deleted.push(current);
+    let deleted_ids: Vec<i64> = deleted.iter().map(|task| task.id).collect();
+    for task in &deleted {
+        write.record(event_type::TASK_DELETED, task).await?;
+    }
+
+    let mut dependents = tasks(
+        sqlx::query_as::<_, TaskRow>(&format!(
+            "update tasks set
+                    dependencies = array(
+                        select d from unnest(dependencies) with ordinality as u(d, position)
+                         where d <> all($2) order by position),
+                    version = version + 1,
+                    updated_at = now()
+              where project_id = $1 and dependencies && $2
+              returning {COLUMNS}"
+        ))
+        .bind(project)
+        .bind(&deleted_ids)
+        .fetch_all(&mut *write.tx)
+        .await?,
+    )?;
+    dependents.sort_by_key(|task| task.id);
+    for task in &dependents {
+        write.record(event_type::TASK_UPDATED, task).await?;
+    }
+    write.commit().await
+}
+
+async fn fetch_for_update(write: &mut ProjectWrite, task_id: i64) -> Result<Task> {
+    // The project lock already serialises writers; no row lock is needed.
+    sqlx::query_as::<_, TaskRow>(&format!(
+        "select {COLUMNS} from tasks where project_id = $1 and task_id = $2"
+    ))
+    .bind(write.project)
+    .bind(task_id)
+    .fetch_optional(&mut *write.tx)
+    .await?
+    .map(Task::try_from)
+    .transpose()?
+    .ok_or_else(|| ApiError::task_not_found(task_id))
+}
+
+fn check_version(current: &Task, if_match: Option<i64>) -> Result<()> {
+    match if_match {
+        Some(expected) if expected != current.version => Err(ApiError::PreconditionFailed(format!(
+            "task {} is at version {}, not {expected}; reload it and retry",
+            current.id, current.version
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Checks what refers to other rows: dependencies exist and close no cycle,
+/// the parent is a top-level task, the assignee is a member. Runs under the
+/// project lock, so no concurrent write can invalidate the answer.
+async fn check_references(
+    write: &mut ProjectWrite,
+    task_id: Option<i64>,
+    fields: &Fields,
+    old: Option<&Fields>,
+) -> Result<()> {
+    let dependencies_changed = old.is_none_or(|old| old.dependencies != fields.dependencies);
+    if dependencies_changed && !fields.dependencies.is_empty() {
+        let known: Vec<i64> = sqlx::query_scalar(
+            "select task_id from tasks where project_id = $1 and task_id = any($2)",
+        )
+        .bind(write.project)
+        .bind(&fields.dependencies)
+        .fetch_all(&mut *write.tx)
+        .await?;
+        let known: HashSet<i64> = known.into_iter().collect();
+        let unknown: Vec<String> = fields
+            .dependencies
+            .iter()
+            .filter(|id| !known.contains(id))
+            .map(i64::to_string)
+            .collect();
+        if !unknown.is_empty() {
+            return Err(ApiError::Unprocessable(
+                "unknown_dependency",
+                format!("no task with id {} in this project", unknown.join(", ")),
+            ));
+        }
+        if let Some(task_id) = task_id {
+            check_cycle(write, task_id, &fields.dependencies).await?;
+        }
+    }
+
+    let parent_changed = old.is_none_or(|old| old.parent_id != fields.parent_id);
+    if let (true, Some(parent)) = (parent_changed, fields.parent_id) {
+        if Some(parent) == task_id {
+            return Err(ApiError::validation("a task cannot be its own parent"));
+        }
+        let parent_of_parent: Option<Option<i64>> = sqlx::query_scalar(
+            "select parent_id from tasks where project_id = $1 and task_id = $2",
+        )
+        .bind(write.project)
+        .bind(parent)
+        .fetch_optional(&mut *write.tx)
+        .await?;
+        match parent_of_parent {
+            None => {
+                return Err(ApiError::Unprocessable(
+                    "unknown_parent",
+                    format!("no task with id {parent} in this project"),
+                ))
+            }
+            Some(Some(_)) => {
+                return Err(ApiError::validation(format!(
+                    "task {parent} is itself a subtask; subtasks are one level deep"
+                )))
+            }
+            Some(None) => {}
+        }
+        if let Some(task_id) = task_id {
+            let has_subtasks: bool = sqlx::query_scalar(
+                "select exists (select 1 from tasks where project_id = $1 and parent_id = $2)",
+            )
+            .bind(write.project)
+            .bind(task_id)
+            .fetch_one(&mut *write.tx)
+            .await?;
+            if has_subtasks {
+                return Err(ApiError::validation(format!(
+                    "task {task_id} has subtasks, so it cannot become a subtask itself"
+                )));
+            }
+        }
+    }
+
+    let assignee_changed = old.is_none_or(|old| old.assignee_id != fields.assignee_id);
+    if let (true, Some(assignee)) = (assignee_changed, fields.assignee_id) {
+        if !projects::is_member(&mut write.tx, write.project, assignee).await? {
+            return Err(ApiError::Unprocessable(
+                "unknown_assignee",
+                "assignee_id is not a member of this project".into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Loads the part of the dependency graph reachable from `new_dependencies`,
+/// one breadth level per query, and refuses the change if it closes a cycle.
+async fn check_cycle(write: &mut ProjectWrite, task_id: i64, new_dependencies: &[i64]) -> Result<()> {
+    let mut graph = dependencies::DependencyGraph::new();
+    // The task's own list is the proposed one, whatever the table holds.
+    graph.insert(task_id, new_dependencies.to_vec());
+    loop {
+        let missing = dependencies::unexplored(new_dependencies, &graph);
+        if missing.is_empty() {
+            break;
+        }
+        let rows: Vec<(i64, Vec<i64>)> = sqlx::query_as(
+            "select task_id, dependencies from tasks where project_id = $1 and task_id = any($2)",
+        )
+        .bind(write.project)
+        .bind(&missing)
+        .fetch_all(&mut *write.tx)
+        .await?;
+        let found: HashSet<i64> = rows.iter().map(|(id, _)| *id).collect();
+        graph.extend(rows);
+        // Ids that no longer exist have no dependencies; record that so the
+        // search does not ask for them again.
+        for id in missing {
+            if !found.contains(&id) {
+                graph.insert(id, Vec::new());
+            }
+        }
+    }
+    match dependencies::find_cycle(task_id, new_dependencies, &graph) {
+        Some(cycle) => Err(ApiError::Conflict(
+            "dependency_cycle",
+            format!(
+                "these dependencies would create a cycle: {}",
+                dependencies::describe(&cycle)
+            ),
+        )),
+        None => Ok(()),
+    }
+}

@@ -1,0 +1,149 @@
+//! The HTTP surface: routes, middleware, and one module per resource.
+
+mod access;
+mod auth;
+pub mod extract;
+mod health;
+mod openapi;
+mod projects;
+mod tasks;
+
+use std::time::Instant;
+
+use axum::error_handling::HandleErrorLayer;
+use axum::extract::{MatchedPath, Request};
+use axum::http::header::{AUTHORIZATION, COOKIE, SET_COOKIE};
+use axum::http::HeaderName;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{BoxError, Extension, Router};
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::sensitive_headers::SetSensitiveHeadersLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tracing::Level;
+
+pub use openapi::ApiDoc;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+use extract::BodyLimit;
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The whole application as a router, ready to serve.
+pub fn router(state: AppState) -> Router {
+    let body_limit = state.config.max_body_bytes;
+    let request_timeout = state.config.request_timeout();
+
+    let api = Router::new()
+        .route("/auth/register", post(auth::register))
+        .route("/auth/login", post(auth::login))
+        .route("/auth/logout", post(auth::logout))
+        .route("/auth/me", get(auth::me))
+        .route("/projects", get(projects::list).post(projects::create))
+        .route(
+            "/projects/{project_id}/members",
+            get(projects::list_members).post(projects::add_member),
+        )
+        .route(
+            "/projects/{project_id}/members/{user_id}",
+            axum::routing::delete(projects::remove_member),
+        )
+        .route("/projects/{project_id}/tasks", get(tasks::list).post(tasks::create))
+        .route("/projects/{project_id}/tasks/next", get(tasks::next))
+        .route(
+            "/projects/{project_id}/tasks/{id}",
+            get(tasks::get).patch(tasks::update).delete(tasks::delete),
+        )
+        .route("/projects/{project_id}/events", get(tasks::events))
+        .route("/openapi.json", get(openapi::document));
+
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
+        .nest("/api/v1", api)
+        .route_layer(middleware::from_fn(record_metrics))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+        .layer(
+            // Listed outermost first.
+            ServiceBuilder::new()
+                .layer(SetSensitiveHeadersLayer::new([AUTHORIZATION, COOKIE, SET_COOKIE]))
+                .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+                .layer(
+                    TraceLayer::new_for_http()
+                        .make_span_with(|request: &Request| {
+                            let request_id = request
+                                .headers()
+                                .get(&REQUEST_ID)
+                                .and_then(|value| value.to_str().ok())
+                                .unwrap_or("-");
+                            tracing::info_span!(
+                                "request",
+                                id = %request_id,
+                                method = %request.method(),
+                                path = %request.uri().path(),
+                            )
+                        })
+                        .on_response(DefaultOnResponse::new().level(Level::INFO)),
+                )
+                .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+                .layer(CatchPanicLayer::custom(|_| {
+                    ApiError::Internal(anyhow::anyhow!("handler panicked")).into_response()
+                }))
+                .layer(HandleErrorLayer::new(|error: BoxError| async move {
+                    if error.is::<tower::timeout::error::Elapsed>() {
+                        ApiError::Unavailable("request took too long; retry shortly".into())
+                    } else {
+                        ApiError::Internal(anyhow::anyhow!("middleware error: {error}"))
+                    }
+                }))
+                .timeout(request_timeout)
+                .layer(Extension(BodyLimit(body_limit)))
+                .layer(axum::extract::DefaultBodyLimit::max(body_limit)),
+        )
+}
+
+/// Counts requests and their latency by method, matched route and status —
+/// never the raw URL, whose ids would make label sets grow without bound.
+async fn record_metrics(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|path| path.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let method = request.method().to_string();
+    let response = next.run(request).await;
+    let labels = [
+        ("method", method),
+        ("route", route),
+        ("status", response.status().as_u16().to_string()),
+    ];
+    metrics::counter!("http_requests_total", &labels).increment(1);
+    metrics::histogram!("http_request_duration_seconds", &labels)
+        .record(started.elapsed().as_secs_f64());
+    response
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound("not_found", "no such endpoint".into())
+}
+
+async fn method_not_allowed() -> Response {
+    let mut response = ApiError::BadRequest("method_not_allowed", "method not allowed here".into()).into_response();
+    *response.status_mut() = axum::http::StatusCode::METHOD_NOT_ALLOWED;
+    response
+}
+
+/// Buckets for request-latency histograms, in seconds: fine below our 50 ms
+/// target, coarse above it.
+pub const LATENCY_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+

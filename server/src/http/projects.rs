@@ -1,0 +1,97 @@
+//! `/api/v1/projects` and their members.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use protocol::{AddMemberRequest, CreateProjectRequest, ErrorBody, Items, Member, Project};
+use uuid::Uuid;
+
+use super::access::{authorize, Need};
+use super::extract::{AuthUser, Json, Path};
+use crate::db;
+use crate::db::projects::PutOutcome;
+use crate::domain::task as rules;
+use crate::error::{ApiError, Result};
+use crate::state::AppState;
+
+/// Create a project; the caller becomes its owner.
+#[utoipa::path(post, path = "/api/v1/projects", tag = "projects", request_body = CreateProjectRequest,
+    responses((status = 201, body = Project), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn create(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Json(request): Json<CreateProjectRequest>,
+) -> Result<(StatusCode, axum::Json<Project>)> {
+    let name = rules::project_name(&request.name)?;
+    let project = db::projects::create(&state.db, user.id, &name).await?;
+    Ok((StatusCode::CREATED, axum::Json(project)))
+}
+
+/// The caller's projects.
+#[utoipa::path(get, path = "/api/v1/projects", tag = "projects",
+    responses((status = 200, body = Items<Project>)),
+    security(("bearer" = [])))]
+pub async fn list(State(state): State<AppState>, user: AuthUser) -> Result<axum::Json<Items<Project>>> {
+    let items = db::projects::list_for(&state.db, user.id).await?;
+    Ok(axum::Json(Items { items }))
+}
+
+/// Add a member by email, or change an existing member's role. Owners only.
+#[utoipa::path(post, path = "/api/v1/projects/{project_id}/members", tag = "members",
+    request_body = AddMemberRequest,
+    params(("project_id" = String, Path)),
+    responses((status = 201, body = Member), (status = 200, body = Member),
+              (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn add_member(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(project_id): Path<String>,
+    Json(request): Json<AddMemberRequest>,
+) -> Result<(StatusCode, axum::Json<Member>)> {
+    let (project, _) = authorize(&state, &project_id, &user, Need::Manage).await?;
+    let email = rules::email(&request.email)
+        .map_err(|_| ApiError::NotFound("user_not_found", "no user has this email address".into()))?;
+    let (member, outcome) = db::projects::put_member(&state.db, project, &email, request.role).await?;
+    let status = match outcome {
+        PutOutcome::Added => StatusCode::CREATED,
+        PutOutcome::Updated => StatusCode::OK,
+    };
+    Ok((status, axum::Json(member)))
+}
+
+/// The project's members.
+#[utoipa::path(get, path = "/api/v1/projects/{project_id}/members", tag = "members",
+    params(("project_id" = String, Path)),
+    responses((status = 200, body = Items<Member>), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn list_members(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(project_id): Path<String>,
+) -> Result<axum::Json<Items<Member>>> {
+    let (project, _) = authorize(&state, &project_id, &user, Need::Read).await?;
+    let items = db::projects::members(&state.db, project).await?;
+    Ok(axum::Json(Items { items }))
+}
+
+/// Remove a member. Owners may remove anyone; any member may remove themselves.
+/// The last owner cannot be removed.
+#[utoipa::path(delete, path = "/api/v1/projects/{project_id}/members/{user_id}", tag = "members",
+    params(("project_id" = String, Path), ("user_id" = String, Path)),
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn remove_member(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path((project_id, user_id)): Path<(String, String)>,
+) -> Result<StatusCode> {
+    let target = Uuid::parse_str(&user_id)
+        .map_err(|_| ApiError::NotFound("member_not_found", "no such member".into()))?;
+    let need = if target == user.id { Need::Read } else { Need::Manage };
+    let (project, _) = authorize(&state, &project_id, &user, need).await?;
+    db::projects::remove_member(&state.db, project, target).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

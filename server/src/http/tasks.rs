@@ -1,0 +1,356 @@
+//! `/api/v1/projects/{project_id}/tasks` and the project's change log.
+
+use axum::extract::State;
+use axum::http::header::{ETAG, IF_MATCH, IF_NONE_MATCH};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use protocol::{ErrorBody, EventPage, NewTask, Task, TaskPage, TaskPatch, TaskStatus};
+use serde::Deserialize;
+
+use super::access::{authorize, Need};
+use super::extract::{AuthUser, Json, Path, Query};
+use crate::db;
+use crate::error::{ApiError, Result};
+use crate::state::AppState;
+
+pub const DEFAULT_PAGE: i64 = 100;
+pub const MAX_PAGE: i64 = 500;
+
+/// Create a task. Editors and owners.
+#[utoipa::path(post, path = "/api/v1/projects/{project_id}/tasks", tag = "tasks",
+    request_body = NewTask, params(("project_id" = String, Path)),
+    responses((status = 201, body = Task), (status = 400, body = ErrorBody),
+              (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn create(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(project_id): Path<String>,
+    Json(new): Json<NewTask>,
+) -> Result<Response> {
+    let (project, _) = authorize(&state, &project_id, &user, Need::Write).await?;
+    let (task, _events) = db::tasks::create(&state.db, project, user.id, new).await?;
+    Ok(with_etag(StatusCode::CREATED, task))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct ListParams {
+    /// Only tasks with this status (several may be given, comma-separated).
+    status: Option<String>,
+    /// Page size, 1–500 (default 100).
+    limit: Option<String>,
+    /// `next_cursor` of the previous page.
+    cursor: Option<String>,
+}
+
+/// List tasks in id order, a page at a time.
+#[utoipa::path(get, path = "/api/v1/projects/{project_id}/tasks", tag = "tasks",
+    params(("project_id" = String, Path), ListParams),
+    responses((status = 200, body = TaskPage), (status = 400, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn list(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(project_id): Path<String>,
+    Query(params): Query<ListParams>,
+) -> Result<axum::Json<TaskPage>> {
+    let limit = parse_limit(params.limit.as_deref())?;
+    let after = params.cursor.as_deref().map(decode_cursor).transpose()?.unwrap_or(0);
+    let statuses = parse_statuses(params.status.as_deref())?;
+    let (project, _) = authorize(&state, &project_id, &user, Need::Read).await?;
+    // One extra row tells whether another page follows.
+    let mut items = db::tasks::list(&state.db, project, &statuses, after, limit + 1).await?;
+    let next_cursor = if items.len() as i64 > limit {
+        items.truncate(limit as usize);
+        items.last().map(|task| encode_cursor(task.id))
+    } else {
+        None
+    };
+    Ok(axum::Json(TaskPage { items, next_cursor }))
+}
+
+/// One task, with `ETag: "<version>"`; `If-None-Match` with it gives 304.
+#[utoipa::path(get, path = "/api/v1/projects/{project_id}/tasks/{id}", tag = "tasks",
+    params(("project_id" = String, Path), ("id" = i64, Path)),
+    responses((status = 200, body = Task), (status = 304), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn get(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path((project_id, task_id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    let task_id = parse_task_id(&task_id)?;
+    let (project, _) = authorize(&state, &project_id, &user, Need::Read).await?;
+    let task = db::tasks::get(&state.db, project, task_id)
+        .await?
+        .ok_or_else(|| ApiError::task_not_found(task_id))?;
+    if let Some(condition) = header_str(&headers, IF_NONE_MATCH.as_str())? {
+        if etag_matches(condition, task.version) {
+            let mut response = StatusCode::NOT_MODIFIED.into_response();
+            response.headers_mut().insert(ETAG, etag(task.version));
+            return Ok(response);
+        }
+    }
+    Ok(with_etag(StatusCode::OK, task))
+}
+
+/// Change any subset of the writable fields. `If-Match` guards against lost
+/// updates: a stale version gives 412 and changes nothing.
+#[utoipa::path(patch, path = "/api/v1/projects/{project_id}/tasks/{id}", tag = "tasks",
+    request_body = TaskPatch,
+    params(("project_id" = String, Path), ("id" = i64, Path),
+           ("If-Match" = Option<String>, Header, description = "ETag of the version being changed")),
+    responses((status = 200, body = Task), (status = 400, body = ErrorBody),
+              (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody), (status = 412, body = ErrorBody),
+              (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn update(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path((project_id, task_id)): Path<(String, String)>,
+    headers: HeaderMap,
+    Json(patch): Json<TaskPatch>,
+) -> Result<Response> {
+    let task_id = parse_task_id(&task_id)?;
+    let if_match = parse_if_match(&headers)?;
+    let (project, _) = authorize(&state, &project_id, &user, Need::Write).await?;
+    let (task, _events) = db::tasks::update(&state.db, project, user.id, task_id, patch, if_match).await?;
+    Ok(with_etag(StatusCode::OK, task))
+}
+
+/// Delete a task with its subtasks; tasks that depended on it lose that dependency.
+#[utoipa::path(delete, path = "/api/v1/projects/{project_id}/tasks/{id}", tag = "tasks",
+    params(("project_id" = String, Path), ("id" = i64, Path),
+           ("If-Match" = Option<String>, Header, description = "ETag of the version being deleted")),
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 412, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn delete(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path((project_id, task_id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<StatusCode> {
+    let task_id = parse_task_id(&task_id)?;
+    let if_match = parse_if_match(&headers)?;
+    let (project, _) = authorize(&state, &project_id, &user, Need::Write).await?;
+    db::tasks::delete(&state.db, project, user.id, task_id, if_match).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The task to work on next (Task Master's rule), or 204 when there is none.
+#[utoipa::path(get, path = "/api/v1/projects/{project_id}/tasks/next", tag = "tasks",
+    params(("project_id" = String, Path)),
+    responses((status = 200, body = Task), (status = 204), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn next(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(project_id): Path<String>,
+) -> Result<Response> {
+    let (project, _) = authorize(&state, &project_id, &user, Need::Read).await?;
+    Ok(match db::tasks::next(&state.db, project).await? {
+        Some(task) => with_etag(StatusCode::OK, task),
+        None => StatusCode::NO_CONTENT.into_response(),
+    })
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct EventParams {
+    /// Return events with seq greater than this (default 0).
+    since: Option<String>,
+    /// At most this many, 1–1000 (default 100).
+    limit: Option<String>,
+}
+
+/// The project's change log after `since`, oldest first.
+#[utoipa::path(get, path = "/api/v1/projects/{project_id}/events", tag = "tasks",
+    params(("project_id" = String, Path), EventParams),
+    responses((status = 200, body = EventPage), (status = 404, body = ErrorBody),
+              (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn events(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(project_id): Path<String>,
+    Query(params): Query<EventParams>,
+) -> Result<axum::Json<EventPage>> {
+    let since = match params.since.as_deref() {
+        None => 0,
+        Some(raw) => match raw.parse::<i64>() {
+            Ok(since) if since >= 0 => since,
+            Ok(_) => return Err(ApiError::validation("since must not be negative")),
+            Err(_) => return Err(ApiError::BadRequest("invalid_query", "since must be an integer".into())),
+        },
+    };
+    let limit = parse_bounded("limit", params.limit.as_deref(), DEFAULT_PAGE, db::events::MAX_PAGE)?;
+    let (project, _) = authorize(&state, &project_id, &user, Need::Read).await?;
+    let latest_seq = db::events::latest_seq(&state.db, project).await?;
+    if since > latest_seq {
+        return Err(ApiError::Unprocessable(
+            "invalid_since",
+            format!("since {since} is after the latest seq {latest_seq}"),
+        ));
+    }
+    let items = db::events::since(&state.db, project, since, limit).await?;
+    Ok(axum::Json(EventPage { items, latest_seq }))
+}
+
+fn with_etag(status: StatusCode, task: Task) -> Response {
+    let tag = etag(task.version);
+    let mut response = (status, axum::Json(task)).into_response();
+    response.headers_mut().insert(ETAG, tag);
+    response
+}
+
+fn etag(version: i64) -> HeaderValue {
+    HeaderValue::from_str(&format!("\"{version}\"")).unwrap_or(HeaderValue::from_static("\"0\""))
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>> {
+    headers
+        .get(name)
+        .map(|value| {
+            value
+                .to_str()
+                .map_err(|_| ApiError::BadRequest("invalid_header", format!("{name} is not valid text")))
+        })
+        .transpose()
+}
+
+/// Whether an `If-Match` / `If-None-Match` value names `version`: a list of
+/// entity tags (`"4"`, or a bare `4`), or `*`.
+fn etag_matches(condition: &str, version: i64) -> bool {
+    condition.split(',').map(str::trim).any(|tag| {
+        tag == "*" || tag.trim_matches('"').parse::<i64>().is_ok_and(|tag| tag == version)
+    })
+}
+
+/// `If-Match` as the one version it names. `*` means "any version" (no check).
+fn parse_if_match(headers: &HeaderMap) -> Result<Option<i64>> {
+    let Some(value) = header_str(headers, IF_MATCH.as_str())? else {
+        return Ok(None);
+    };
+    let value = value.trim();
+    if value == "*" {
+        return Ok(None);
+    }
+    value
+        .trim_matches('"')
+        .parse::<i64>()
+        .map(Some)
+        .map_err(|_| {
+            ApiError::PreconditionFailed(format!(
+                "If-Match must be the task's ETag, such as \"4\"; got {value}"
+            ))
+        })
+}
+
+fn parse_task_id(raw: &str) -> Result<i64> {
+    match raw.parse::<i64>() {
+        Ok(id) if id > 0 => Ok(id),
+        _ => Err(ApiError::BadRequest(
+            "invalid_path",
+            format!("task id must be a positive integer, got {:?}", raw.chars().take(40).collect::<String>()),
+        )),
+    }
+}
+
+fn parse_limit(raw: Option<&str>) -> Result<i64> {
+    parse_bounded("limit", raw, DEFAULT_PAGE, MAX_PAGE)
+}
+
+fn parse_bounded(name: &str, raw: Option<&str>, default: i64, max: i64) -> Result<i64> {
+    let Some(raw) = raw else {
+        return Ok(default);
+    };
+    let value = raw
+        .parse::<i64>()
+        .map_err(|_| ApiError::BadRequest("invalid_query", format!("{name} must be an integer")))?;
+    if !(1..=max).contains(&value) {
+        return Err(ApiError::validation(format!("{name} must be between 1 and {max}")));
+    }
+    Ok(value)
+}
+
+fn parse_statuses(raw: Option<&str>) -> Result<Vec<TaskStatus>> {
+    let Some(raw) = raw.filter(|raw| !raw.is_empty()) else {
+        return Ok(Vec::new());
+    };
+    raw.split(',')
+        .map(|status| {
+            status
+                .trim()
+                .parse::<TaskStatus>()
+                .map_err(|error| ApiError::validation(error.to_string()))
+        })
+        .collect()
+}
+
+/// Cursors are opaque to clients: a version tag and the last id of the page.
+fn encode_cursor(last_id: i64) -> String {
+    URL_SAFE_NO_PAD.encode(format!("v1:{last_id}"))
+}
+
+fn decode_cursor(cursor: &str) -> Result<i64> {
+    let invalid = || ApiError::BadRequest("invalid_cursor", "cursor is not one this server issued".into());
+    let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| invalid())?;
+    let text = std::str::from_utf8(&bytes).map_err(|_| invalid())?;
+    text.strip_prefix("v1:")
+        .and_then(|id| id.parse::<i64>().ok())
+        .filter(|id| *id >= 0)
+        .ok_or_else(invalid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_reject_forgeries() {
+        assert_eq!(decode_cursor(&encode_cursor(42)).unwrap(), 42);
+        assert!(decode_cursor("garbage!").is_err());
+        assert!(decode_cursor(&URL_SAFE_NO_PAD.encode("v1:-5")).is_err());
+        assert!(decode_cursor(&URL_SAFE_NO_PAD.encode("v2:5")).is_err());
+    }
+
+    #[test]
+    fn etags_match_quoted_bare_lists_and_star() {
+        assert!(etag_matches("\"4\"", 4));
+        assert!(etag_matches("4", 4));
+        assert!(etag_matches("\"3\", \"4\"", 4));
+        assert!(etag_matches("*", 9));
+        assert!(!etag_matches("\"5\"", 4));
+        assert!(!etag_matches("W/\"4\"", 4), "weak tags never match a strong comparison");
+    }
+
+    #[test]
+    fn limits() {
+        assert_eq!(parse_limit(None).unwrap(), 100);
+        assert_eq!(parse_limit(Some("500")).unwrap(), 500);
+        assert_eq!(parse_limit(Some("501")).unwrap_err().status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(parse_limit(Some("0")).unwrap_err().status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(parse_limit(Some("-1")).unwrap_err().status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(parse_limit(Some("ten")).unwrap_err().status(), StatusCode::BAD_REQUEST);
+        assert_eq!(
+            parse_limit(Some("99999999999999999999999")).unwrap_err().status(),
+            StatusCode::BAD_REQUEST
+        );
+    }
+
+    #[test]
+    fn statuses_filter() {
+        assert_eq!(
+            parse_statuses(Some("pending,in-progress")).unwrap(),
+            vec![TaskStatus::Pending, TaskStatus::InProgress]
+        );
+        assert!(parse_statuses(Some("")).unwrap().is_empty());
+        assert!(parse_statuses(Some("finished")).is_err());
+    }
+}

@@ -1,0 +1,22 @@
+//! Task Master server: a REST API and real-time hub for shared Task Master plans.
+
+/// Passwords, tokens and sign-in rate limits.
+pub mod auth;
+/// Settings from the environment; secrets redacted.
+pub mod config;
+/// PostgreSQL pool, migrations and queries.
+pub mod db;
+/// Validated domain types and rules (no HTTP, no SQL).
+pub mod domain;
+/// A private PostgreSQL for running without `DATABASE_URL`.
+pub mod embedded_pg;
+/// The one error type and its HTTP rendering.
+pub mod error;
+/// Routes, middleware and handlers.
+pub mod http;
+/// Building and serving the application.
+pub mod startup;
+/// What handlers share.
+pub mod state;
+/// Logs and metrics.
+pub mod telemetry;

@@ -1,0 +1,167 @@
+//! Building the application from its configuration, and serving it.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use sqlx::postgres::PgConnectOptions;
+use sqlx::PgPool;
+use tokio::net::TcpListener;
+
+use crate::auth::{LoginLimiter, SWEEP_INTERVAL};
+use crate::config::Config;
+use crate::db;
+use crate::embedded_pg::EmbeddedPostgres;
+use crate::http;
+use crate::state::AppState;
+use crate::telemetry;
+
+/// How long start-up waits for the database to accept connections.
+const DATABASE_PATIENCE: Duration = Duration::from_secs(30);
+
+/// A built application: bound to its port, migrated, not yet serving.
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    state: AppState,
+    embedded: Option<EmbeddedPostgres>,
+}
+
+impl Application {
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let (db, embedded) = database(&config).await?;
+        db::migrate(&db, DATABASE_PATIENCE).await?;
+        let redis = config
+            .redis_url
+            .as_ref()
+            .map(|url| redis_pool(url.expose()))
+            .transpose()?;
+        let listener = TcpListener::bind(config.bind)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.bind))?;
+        let state = AppState {
+            db,
+            redis,
+            login_limiter: LoginLimiter::new(
+                config.login_attempts_per_email_per_minute,
+                config.login_attempts_per_ip_per_minute,
+            ),
+            metrics: telemetry::metrics_handle(),
+            config: Arc::new(config),
+        };
+        Ok(Application {
+            router: http::router(state.clone()),
+            listener,
+            state,
+            embedded,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    pub fn db(&self) -> &PgPool {
+        &self.state.db
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting, lets in-flight
+    /// requests finish, closes the pool and stops the private database.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let Application {
+            listener,
+            router,
+            state,
+            mut embedded,
+        } = self;
+        let sweeper = tokio::spawn(sweep_forever(state.clone()));
+        let served = axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await;
+        sweeper.abort();
+        state.db.close().await;
+        if let Some(embedded) = embedded.as_mut() {
+            embedded.stop();
+        }
+        served.context("server failed")
+    }
+}
+
+/// The pool, and the private PostgreSQL behind it when there is no `DATABASE_URL`.
+pub async fn database(config: &Config) -> anyhow::Result<(PgPool, Option<EmbeddedPostgres>)> {
+    match &config.database_url {
+        Some(url) => {
+            let options = PgConnectOptions::from_str(url.expose())
+                .with_context(|| format!("DATABASE_URL is not a PostgreSQL URL: {}", url.redacted()))?;
+            tracing::info!(database = %url.redacted(), "using PostgreSQL");
+            Ok((db::pool(options, config), None))
+        }
+        None => {
+            let embedded = EmbeddedPostgres::start(&config.data_dir).await?;
+            tracing::info!(data_dir = %config.data_dir.display(), "using the private PostgreSQL");
+            Ok((db::pool(embedded.connect_options(), config), Some(embedded)))
+        }
+    }
+}
+
+fn redis_pool(url: &str) -> anyhow::Result<deadpool_redis::Pool> {
+    let mut config = deadpool_redis::Config::from_url(url);
+    let timeout = Some(Duration::from_secs(2));
+    config.pool = Some(deadpool_redis::PoolConfig {
+        max_size: 16,
+        timeouts: deadpool_redis::Timeouts {
+            wait: timeout,
+            create: timeout,
+            recycle: timeout,
+        },
+        ..Default::default()
+    });
+    config
+        .create_pool(Some(deadpool_redis::Runtime::Tokio1))
+        .context("REDIS_URL is not a usable Redis URL")
+}
+
+/// Housekeeping: forget idle rate-limit keys, delete expired sessions.
+async fn sweep_forever(state: AppState) {
+    let mut interval = tokio::time::interval(SWEEP_INTERVAL);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        state.login_limiter.sweep();
+        if let Err(error) = db::users::delete_expired_sessions(&state.db).await {
+            tracing::warn!(%error, "could not sweep expired sessions");
+        }
+    }
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}

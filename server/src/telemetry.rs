@@ -1,0 +1,46 @@
+//! Logs and metrics set-up.
+
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::EnvFilter;
+
+use crate::config::LogFormat;
+use crate::http::LATENCY_BUCKETS;
+
+/// Structured logs to stderr; `RUST_LOG` adjusts levels (default `info`).
+pub fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=info"));
+    let registry = tracing_subscriber::registry().with(filter);
+    // A second initialisation (tests build several apps) is harmless: keep the first.
+    let _ = match format {
+        LogFormat::Json => registry
+            .with(tracing_subscriber::fmt::layer().json().with_writer(std::io::stderr))
+            .try_init(),
+        LogFormat::Text => registry
+            .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+            .try_init(),
+    };
+}
+
+/// The process-wide Prometheus recorder, installed on first use. The `metrics`
+/// facade has one global recorder, so every app in a process shares it.
+pub fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("duration_seconds".into()), LATENCY_BUCKETS)
+                .expect("latency buckets are not empty");
+            let recorder = builder.build_recorder();
+            let handle = recorder.handle();
+            // Fails only if another recorder is already installed; ours then
+            // still renders (empty) rather than taking the process down.
+            let _ = metrics::set_global_recorder(recorder);
+            handle
+        })
+        .clone()
+}
