@@ -162,7 +162,12 @@ mod tests {
 
     #[test]
     fn priority_orders_most_urgent_first() {
-        let mut all = vec![Priority::Low, Priority::Critical, Priority::Medium, Priority::High];
+        let mut all = vec![
+            Priority::Low,
+            Priority::Critical,
+            Priority::Medium,
+            Priority::High,
+        ];
         all.sort();
         assert_eq!(all, Priority::ALL);
     }

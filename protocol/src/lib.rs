@@ -137,17 +137,41 @@ pub struct TaskPage {
 #[serde(deny_unknown_fields)]
 pub struct NewTask {
     pub title: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub description: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub details: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub test_strategy: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub status: Option<TaskStatus>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub priority: Option<Priority>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub dependencies: Option<Vec<i64>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub assignee_id: Option<String>,
@@ -163,19 +187,47 @@ pub struct NewTask {
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct TaskPatch {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub title: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub description: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub details: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub test_strategy: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub status: Option<TaskStatus>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub priority: Option<Priority>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub dependencies: Option<Vec<i64>>,
     #[serde(
         default,
@@ -191,6 +243,16 @@ pub struct TaskPatch {
     )]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<i64>))]
     pub parent_id: Option<Option<i64>>,
+}
+
+/// An optional field that, when sent, must not be `null` (`title: null` is a
+/// type error, not "leave the title alone").
+fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
 }
 
 /// Distinguishes a field sent as `null` (`Some(None)`) from an absent one
@@ -261,9 +323,20 @@ mod tests {
     }
 
     #[test]
+    fn null_is_refused_where_the_field_is_not_nullable() {
+        assert!(serde_json::from_str::<TaskPatch>(r#"{"title": null}"#).is_err());
+        assert!(serde_json::from_str::<NewTask>(r#"{"title": "a", "details": null}"#).is_err());
+        let new: NewTask = serde_json::from_str(r#"{"title": "a", "parent_id": null}"#).unwrap();
+        assert_eq!(new.parent_id, None);
+    }
+
+    #[test]
     fn unknown_fields_are_refused() {
         let err = serde_json::from_str::<TaskPatch>(r#"{"colour": "red"}"#).unwrap_err();
-        assert!(err.to_string().starts_with("unknown field `colour`"), "{err}");
+        assert!(
+            err.to_string().starts_with("unknown field `colour`"),
+            "{err}"
+        );
     }
 
     #[test]

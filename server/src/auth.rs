@@ -75,7 +75,9 @@ pub struct LoginLimiter {
 
 impl LoginLimiter {
     pub fn new(per_email_per_minute: u32, per_ip_per_minute: u32) -> Self {
-        let quota = |per_minute: u32| Quota::per_minute(NonZeroU32::new(per_minute.max(1)).unwrap_or(NonZeroU32::MIN));
+        let quota = |per_minute: u32| {
+            Quota::per_minute(NonZeroU32::new(per_minute.max(1)).unwrap_or(NonZeroU32::MIN))
+        };
         LoginLimiter {
             by_email: Arc::new(DefaultKeyedRateLimiter::keyed(quota(per_email_per_minute))),
             by_ip: Arc::new(DefaultKeyedRateLimiter::keyed(quota(per_ip_per_minute))),
@@ -144,6 +146,9 @@ mod tests {
         assert!(limiter.check_email("a@x.io").is_ok());
         let error = limiter.check_email("a@x.io").unwrap_err();
         assert_eq!(error.code(), "rate_limited");
-        assert!(limiter.check_email("b@x.io").is_ok(), "keys are independent");
+        assert!(
+            limiter.check_email("b@x.io").is_ok(),
+            "keys are independent"
+        );
     }
 }

@@ -10,7 +10,11 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "taskmaster", version, about = "Task Master: real-time collaborative task server")]
+#[command(
+    name = "taskmaster",
+    version,
+    about = "Task Master: real-time collaborative task server"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -69,7 +73,11 @@ pub struct Config {
     pub session_ttl_hours: u64,
 
     /// Sign-in attempts allowed per email address per minute.
-    #[arg(long, env = "LOGIN_ATTEMPTS_PER_EMAIL_PER_MINUTE", default_value_t = 10)]
+    #[arg(
+        long,
+        env = "LOGIN_ATTEMPTS_PER_EMAIL_PER_MINUTE",
+        default_value_t = 10
+    )]
     pub login_attempts_per_email_per_minute: u32,
 
     /// Sign-in and sign-up attempts allowed per client IP per minute.
@@ -171,14 +179,26 @@ mod tests {
         let secret = Secret::new("postgres://app:hunter2@db:5432/tm");
         assert_eq!(secret.redacted(), "postgres://app:***@db:5432/tm");
         assert!(!format!("{secret:?}").contains("hunter2"));
-        assert!(!format!("{:?}", Config { database_url: Some(secret), ..Config::defaults() })
-            .contains("hunter2"));
+        assert!(!format!(
+            "{:?}",
+            Config {
+                database_url: Some(secret),
+                ..Config::defaults()
+            }
+        )
+        .contains("hunter2"));
     }
 
     #[test]
     fn urls_without_password_stay_readable() {
-        assert_eq!(Secret::new("redis://127.0.0.1:6379").redacted(), "redis://127.0.0.1:6379");
-        assert_eq!(Secret::new("postgres://app@db/tm").redacted(), "postgres://app@db/tm");
+        assert_eq!(
+            Secret::new("redis://127.0.0.1:6379").redacted(),
+            "redis://127.0.0.1:6379"
+        );
+        assert_eq!(
+            Secret::new("postgres://app@db/tm").redacted(),
+            "postgres://app@db/tm"
+        );
         assert_eq!(Secret::new("plain-key").redacted(), "***");
     }
 
@@ -186,6 +206,9 @@ mod tests {
     fn defaults_are_sane() {
         let config = Config::defaults();
         assert_eq!(config.bind.port(), 8080);
-        assert!(config.max_body_bytes >= 1024 * 1024, "contract: at least 1 MiB is accepted");
+        assert!(
+            config.max_body_bytes >= 1024 * 1024,
+            "contract: at least 1 MiB is accepted"
+        );
     }
 }

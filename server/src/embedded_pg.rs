@@ -64,8 +64,11 @@ impl EmbeddedPostgres {
             tracing::info!("adopting the private PostgreSQL cluster that is already running");
         } else {
             tracing::info!("starting private PostgreSQL");
-            pg.pg_ctl(&["start", "-w", "-t", "60", "-l"], Some(&data_dir.join("postgres.log")))
-                .context("private PostgreSQL did not start; see postgres.log in DATA_DIR")?;
+            pg.pg_ctl(
+                &["start", "-w", "-t", "60", "-l"],
+                Some(&data_dir.join("postgres.log")),
+            )
+            .context("private PostgreSQL did not start; see postgres.log in DATA_DIR")?;
             pg.started_here = true;
         }
         pg.ensure_database().await?;
@@ -90,16 +93,22 @@ impl EmbeddedPostgres {
         self.started_here = false;
         tracing::info!("stopping private PostgreSQL");
         if let Err(error) = self.pg_ctl(&["stop", "-m", "fast", "-w", "-t", "60"], None) {
-            tracing::error!(error = format!("{error:#}"), "could not stop private PostgreSQL");
+            tracing::error!(
+                error = format!("{error:#}"),
+                "could not stop private PostgreSQL"
+            );
         }
     }
 
     fn initdb(&self) -> anyhow::Result<()> {
         let mut command = self.command("initdb");
-        command
-            .arg("-D")
-            .arg(&self.cluster_dir)
-            .args(["-U", SUPERUSER, "--auth=trust", "--encoding=UTF8", "--no-instructions"]);
+        command.arg("-D").arg(&self.cluster_dir).args([
+            "-U",
+            SUPERUSER,
+            "--auth=trust",
+            "--encoding=UTF8",
+            "--no-instructions",
+        ]);
         run(command).context("initdb failed")
     }
 
@@ -228,7 +237,10 @@ fn find_bin_dir() -> anyhow::Result<PathBuf> {
         if has_tools(&dir) {
             return Ok(dir);
         }
-        bail!("PG_BIN_DIR={} does not contain initdb and pg_ctl", dir.display());
+        bail!(
+            "PG_BIN_DIR={} does not contain initdb and pg_ctl",
+            dir.display()
+        );
     }
     let mut debian: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
         .into_iter()

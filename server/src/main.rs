@@ -21,7 +21,10 @@ async fn main() -> anyhow::Result<()> {
             pool.close().await;
             // Dropping it stops the private PostgreSQL, if this run started it.
             drop(embedded);
-            println!("database migrated ({} migrations)", db::MIGRATOR.iter().count());
+            println!(
+                "database migrated ({} migrations)",
+                db::MIGRATOR.iter().count()
+            );
             Ok(())
         }
     }

@@ -73,7 +73,10 @@ impl Application {
 
     /// Serves until `shutdown` resolves, then stops accepting, lets in-flight
     /// requests finish, closes the pool and stops the private database.
-    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let Application {
             listener,
             router,
@@ -100,8 +103,9 @@ impl Application {
 pub async fn database(config: &Config) -> anyhow::Result<(PgPool, Option<EmbeddedPostgres>)> {
     match &config.database_url {
         Some(url) => {
-            let options = PgConnectOptions::from_str(url.expose())
-                .with_context(|| format!("DATABASE_URL is not a PostgreSQL URL: {}", url.redacted()))?;
+            let options = PgConnectOptions::from_str(url.expose()).with_context(|| {
+                format!("DATABASE_URL is not a PostgreSQL URL: {}", url.redacted())
+            })?;
             tracing::info!(database = %url.redacted(), "using PostgreSQL");
             Ok((db::pool(options, config), None))
         }

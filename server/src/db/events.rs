@@ -85,12 +85,14 @@ impl ProjectWrite {
     /// Commits, returning the events written, in seq order.
     pub async fn commit(mut self) -> Result<Vec<Event>> {
         if self.counters_changed {
-            sqlx::query("update projects set last_task_id = $2, last_seq = $3 where project_id = $1")
-                .bind(self.project)
-                .bind(self.last_task_id)
-                .bind(self.last_seq)
-                .execute(&mut *self.tx)
-                .await?;
+            sqlx::query(
+                "update projects set last_task_id = $2, last_seq = $3 where project_id = $1",
+            )
+            .bind(self.project)
+            .bind(self.last_task_id)
+            .bind(self.last_seq)
+            .execute(&mut *self.tx)
+            .await?;
         }
         self.tx.commit().await?;
         Ok(self.events)
@@ -107,20 +109,21 @@ struct EventRow {
     created_at: OffsetDateTime,
 }
 
+/// `$1` project, `$2` after this seq, `$3` limit. Public for the index test.
+pub const SINCE_SQL: &str = "select seq, type, actor_id, payload, created_at
+       from events
+      where project_id = $1 and seq > $2
+      order by seq
+      limit $3";
+
 /// Events of `project` with seq greater than `since`, oldest first, at most `limit`.
 pub async fn since(pool: &PgPool, project: Uuid, since: i64, limit: i64) -> Result<Vec<Event>> {
-    let rows = sqlx::query_as::<_, EventRow>(
-        "select seq, type, actor_id, payload, created_at
-           from events
-          where project_id = $1 and seq > $2
-          order by seq
-          limit $3",
-    )
-    .bind(project)
-    .bind(since)
-    .bind(limit.clamp(1, MAX_PAGE))
-    .fetch_all(pool)
-    .await?;
+    let rows = sqlx::query_as::<_, EventRow>(SINCE_SQL)
+        .bind(project)
+        .bind(since)
+        .bind(limit.clamp(1, MAX_PAGE))
+        .fetch_all(pool)
+        .await?;
     rows.into_iter()
         .map(|row| {
             Ok(Event {

@@ -156,7 +156,10 @@ pub async fn put_member(
     .fetch_optional(&mut *tx)
     .await?;
     let current = current.as_deref().map(parse_role).transpose()?;
-    if current == Some(Role::Owner) && role != Role::Owner && owner_count(&mut tx, project).await? == 1 {
+    if current == Some(Role::Owner)
+        && role != Role::Owner
+        && owner_count(&mut tx, project).await? == 1
+    {
         return Err(ApiError::Conflict(
             "last_owner",
             "the project's last owner cannot be demoted; make someone else owner first".into(),

@@ -12,10 +12,80 @@ use super::{projects, rfc3339};
 use crate::domain::{dependencies, task as rules};
 use crate::error::{ApiError, Result};
 
-/// Columns of a task, in [`TaskRow`] order.
-const COLUMNS: &str = "project_id, task_id, title, description, details, test_strategy, \
-     status::text as status, priority::text as priority, dependencies, assignee_id, \
-     parent_id, version, created_at, updated_at";
+/// Columns of a task, in [`TaskRow`] order (a macro so queries can be `concat!`ed constants).
+macro_rules! columns {
+    () => {
+        "project_id, task_id, title, description, details, test_strategy, \
+         status::text as status, priority::text as priority, dependencies, assignee_id, \
+         parent_id, version, created_at, updated_at"
+    };
+}
+
+/// The read queries, public so the index test can `EXPLAIN` exactly what runs.
+pub mod sql {
+    /// `$1` project, `$2` task id.
+    pub const GET: &str = concat!(
+        "select ",
+        columns!(),
+        " from tasks where project_id = $1 and task_id = $2"
+    );
+
+    /// `$1` project, `$2` after this id, `$3` limit.
+    pub const LIST: &str = concat!(
+        "select ",
+        columns!(),
+        " from tasks
+          where project_id = $1 and task_id > $2
+          order by task_id limit $3"
+    );
+
+    /// `$1` project, `$2` after this id, `$3` statuses, `$4` limit.
+    pub const LIST_BY_STATUS: &str = concat!(
+        "select ",
+        columns!(),
+        " from tasks
+          where project_id = $1 and task_id > $2 and status = any($3::task_status[])
+          order by task_id limit $4"
+    );
+
+    /// First tier of next-task: subtasks of in-progress top-level tasks.
+    /// Driven from the (few) in-progress parents. `$1` project.
+    pub const NEXT_SUBTASK: &str = concat!(
+        "select ",
+        columns!(),
+        " from tasks t
+          where t.project_id = $1
+            and t.parent_id in (
+                select p.task_id from tasks p
+                 where p.project_id = $1 and p.status = 'in-progress' and p.parent_id is null)
+            and t.status in ('pending', 'in-progress')
+            and not exists (
+                select 1 from tasks d
+                 where d.project_id = t.project_id
+                   and d.task_id = any(t.dependencies)
+                   and d.status <> 'done')
+          order by t.priority, cardinality(t.dependencies), t.task_id
+          limit 1"
+    );
+
+    /// Second tier of next-task: top-level tasks, walked in rank order along
+    /// `tasks_next_idx`. `$1` project.
+    pub const NEXT_TOP_LEVEL: &str = concat!(
+        "select ",
+        columns!(),
+        " from tasks t
+          where t.project_id = $1
+            and t.parent_id is null
+            and t.status in ('pending', 'in-progress')
+            and not exists (
+                select 1 from tasks d
+                 where d.project_id = t.project_id
+                   and d.task_id = any(t.dependencies)
+                   and d.status <> 'done')
+          order by t.priority, cardinality(t.dependencies), t.task_id
+          limit 1"
+    );
+}
 
 #[derive(sqlx::FromRow)]
 struct TaskRow {
@@ -66,15 +136,13 @@ fn tasks(rows: Vec<TaskRow>) -> Result<Vec<Task>> {
 }
 
 pub async fn get(pool: &PgPool, project: Uuid, task_id: i64) -> Result<Option<Task>> {
-    sqlx::query_as::<_, TaskRow>(&format!(
-        "select {COLUMNS} from tasks where project_id = $1 and task_id = $2"
-    ))
-    .bind(project)
-    .bind(task_id)
-    .fetch_optional(pool)
-    .await?
-    .map(Task::try_from)
-    .transpose()
+    sqlx::query_as::<_, TaskRow>(sql::GET)
+        .bind(project)
+        .bind(task_id)
+        .fetch_optional(pool)
+        .await?
+        .map(Task::try_from)
+        .transpose()
 }
 
 /// Up to `limit` tasks with id greater than `after`, in id order, optionally
@@ -88,29 +156,21 @@ pub async fn list(
     limit: i64,
 ) -> Result<Vec<Task>> {
     let rows = if statuses.is_empty() {
-        sqlx::query_as::<_, TaskRow>(&format!(
-            "select {COLUMNS} from tasks
-              where project_id = $1 and task_id > $2
-              order by task_id limit $3"
-        ))
-        .bind(project)
-        .bind(after)
-        .bind(limit)
-        .fetch_all(pool)
-        .await?
+        sqlx::query_as::<_, TaskRow>(sql::LIST)
+            .bind(project)
+            .bind(after)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?
     } else {
         let statuses: Vec<&str> = statuses.iter().map(|status| status.as_str()).collect();
-        sqlx::query_as::<_, TaskRow>(&format!(
-            "select {COLUMNS} from tasks
-              where project_id = $1 and task_id > $2 and status = any($3::task_status[])
-              order by task_id limit $4"
-        ))
-        .bind(project)
-        .bind(after)
-        .bind(statuses)
-        .bind(limit)
-        .fetch_all(pool)
-        .await?
+        sqlx::query_as::<_, TaskRow>(sql::LIST_BY_STATUS)
+            .bind(project)
+            .bind(after)
+            .bind(statuses)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?
     };
     tasks(rows)
 }
@@ -120,44 +180,16 @@ pub async fn list(
 /// dependencies are all done, otherwise such a top-level task; ranked by
 /// priority, then fewest dependencies, then lowest id.
 pub async fn next(pool: &PgPool, project: Uuid) -> Result<Option<Task>> {
-    const DEPENDENCIES_DONE: &str = "not exists (
-            select 1 from tasks d
-             where d.project_id = t.project_id
-               and d.task_id = any(t.dependencies)
-               and d.status <> 'done')";
-    let subtask = sqlx::query_as::<_, TaskRow>(&format!(
-        "select {COLUMNS} from tasks t
-          where t.project_id = $1
-            and t.parent_id is not null
-            and t.status in ('pending', 'in-progress')
-            and exists (
-                select 1 from tasks p
-                 where p.project_id = t.project_id and p.task_id = t.parent_id
-                   and p.status = 'in-progress' and p.parent_id is null)
-            and {DEPENDENCIES_DONE}
-          order by t.priority, cardinality(t.dependencies), t.task_id
-          limit 1"
-    ))
-    .bind(project)
-    .fetch_optional(pool)
-    .await?;
-    if let Some(row) = subtask {
-        return Task::try_from(row).map(Some);
+    for query in [sql::NEXT_SUBTASK, sql::NEXT_TOP_LEVEL] {
+        let found = sqlx::query_as::<_, TaskRow>(query)
+            .bind(project)
+            .fetch_optional(pool)
+            .await?;
+        if let Some(row) = found {
+            return Task::try_from(row).map(Some);
+        }
     }
-    sqlx::query_as::<_, TaskRow>(&format!(
-        "select {COLUMNS} from tasks t
-          where t.project_id = $1
-            and t.parent_id is null
-            and t.status in ('pending', 'in-progress')
-            and {DEPENDENCIES_DONE}
-          order by t.priority, cardinality(t.dependencies), t.task_id
-          limit 1"
-    ))
-    .bind(project)
-    .fetch_optional(pool)
-    .await?
-    .map(Task::try_from)
-    .transpose()
+    Ok(None)
 }
 
 /// A task's writable fields after validation.
@@ -208,7 +240,12 @@ fn assignee(value: Option<&str>) -> Result<Option<Uuid>> {
         .transpose()
 }
 
-pub async fn create(pool: &PgPool, project: Uuid, actor: Uuid, new: NewTask) -> Result<(Task, Vec<protocol::Event>)> {
+pub async fn create(
+    pool: &PgPool,
+    project: Uuid,
+    actor: Uuid,
+    new: NewTask,
+) -> Result<(Task, Vec<protocol::Event>)> {
     // Checks that need no database come first, so bad input never waits for the lock.
     let fields = Fields {
         title: rules::title(&new.title)?,
@@ -228,11 +265,13 @@ pub async fn create(pool: &PgPool, project: Uuid, actor: Uuid, new: NewTask) -> 
     // A new task has no dependents yet, so it cannot close a cycle.
     check_references(&mut write, None, &fields, None).await?;
     let task_id = write.next_task_id();
-    let row = sqlx::query_as::<_, TaskRow>(&format!(
+    let row = sqlx::query_as::<_, TaskRow>(concat!(
         "insert into tasks (project_id, task_id, title, description, details, test_strategy,
                             status, priority, dependencies, assignee_id, parent_id)
          values ($1, $2, $3, $4, $5, $6, $7::task_status, $8::task_priority, $9, $10, $11)
-         returning {COLUMNS}"
+         returning ",
+        columns!(),
+        ""
     ))
     .bind(project)
     .bind(task_id)
@@ -330,12 +369,14 @@ pub async fn update(
     }
     check_references(&mut write, Some(task_id), &fields, Some(&old)).await?;
 
-    let row = sqlx::query_as::<_, TaskRow>(&format!(
+    let row = sqlx::query_as::<_, TaskRow>(concat!(
         "update tasks set title = $3, description = $4, details = $5, test_strategy = $6,
                 status = $7::task_status, priority = $8::task_priority, dependencies = $9,
                 assignee_id = $10, parent_id = $11, version = version + 1, updated_at = now()
           where project_id = $1 and task_id = $2
-          returning {COLUMNS}"
+          returning ",
+        columns!(),
+        ""
     ))
     .bind(project)
     .bind(task_id)
@@ -371,8 +412,10 @@ pub async fn delete(
 
     // Subtasks first: the parent foreign key needs them gone before the parent.
     let subtasks = tasks(
-        sqlx::query_as::<_, TaskRow>(&format!(
-            "delete from tasks where project_id = $1 and parent_id = $2 returning {COLUMNS}"
+        sqlx::query_as::<_, TaskRow>(concat!(
+            "delete from tasks where project_id = $1 and parent_id = $2 returning ",
+            columns!(),
+            ""
         ))
         .bind(project)
         .bind(task_id)
@@ -393,7 +436,7 @@ pub async fn delete(
     }
 
     let mut dependents = tasks(
-        sqlx::query_as::<_, TaskRow>(&format!(
+        sqlx::query_as::<_, TaskRow>(concat!(
             "update tasks set
                     dependencies = array(
                         select d from unnest(dependencies) with ordinality as u(d, position)
@@ -401,7 +444,9 @@ pub async fn delete(
                     version = version + 1,
                     updated_at = now()
               where project_id = $1 and dependencies && $2
-              returning {COLUMNS}"
+              returning ",
+            columns!(),
+            ""
         ))
         .bind(project)
         .bind(&deleted_ids)
@@ -417,8 +462,10 @@ pub async fn delete(
 
 async fn fetch_for_update(write: &mut ProjectWrite, task_id: i64) -> Result<Task> {
     // The project lock already serialises writers; no row lock is needed.
-    sqlx::query_as::<_, TaskRow>(&format!(
-        "select {COLUMNS} from tasks where project_id = $1 and task_id = $2"
+    sqlx::query_as::<_, TaskRow>(concat!(
+        "select ",
+        columns!(),
+        " from tasks where project_id = $1 and task_id = $2"
     ))
     .bind(write.project)
     .bind(task_id)
@@ -431,10 +478,12 @@ async fn fetch_for_update(write: &mut ProjectWrite, task_id: i64) -> Result<Task
 
 fn check_version(current: &Task, if_match: Option<i64>) -> Result<()> {
     match if_match {
-        Some(expected) if expected != current.version => Err(ApiError::PreconditionFailed(format!(
-            "task {} is at version {}, not {expected}; reload it and retry",
-            current.id, current.version
-        ))),
+        Some(expected) if expected != current.version => {
+            Err(ApiError::PreconditionFailed(format!(
+                "task {} is at version {}, not {expected}; reload it and retry",
+                current.id, current.version
+            )))
+        }
         _ => Ok(()),
     }
 }
@@ -531,7 +580,11 @@ async fn check_references(
 
 /// Loads the part of the dependency graph reachable from `new_dependencies`,
 /// one breadth level per query, and refuses the change if it closes a cycle.
-async fn check_cycle(write: &mut ProjectWrite, task_id: i64, new_dependencies: &[i64]) -> Result<()> {
+async fn check_cycle(
+    write: &mut ProjectWrite,
+    task_id: i64,
+    new_dependencies: &[i64],
+) -> Result<()> {
     let mut graph = dependencies::DependencyGraph::new();
     // The task's own list is the proposed one, whatever the table holds.
     graph.insert(task_id, new_dependencies.to_vec());

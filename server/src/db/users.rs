@@ -49,12 +49,11 @@ pub async fn create(pool: &PgPool, email: &str, name: &str, password_hash: &str)
 
 /// The user with this (normalised) email and their password hash.
 pub async fn find_by_email(pool: &PgPool, email: &str) -> Result<Option<(User, String)>> {
-    let row: Option<(Uuid, String, String, String)> = sqlx::query_as(
-        "select user_id, email, name, password_hash from users where email = $1",
-    )
-    .bind(email)
-    .fetch_optional(pool)
-    .await?;
+    let row: Option<(Uuid, String, String, String)> =
+        sqlx::query_as("select user_id, email, name, password_hash from users where email = $1")
+            .bind(email)
+            .fetch_optional(pool)
+            .await?;
     Ok(row.map(|(user_id, email, name, hash)| {
         (
             UserRow {

@@ -18,7 +18,11 @@ pub type DependencyGraph = HashMap<i64, Vec<i64>>;
 /// in favour of `new_dependencies`. Missing entries count as "no dependencies",
 /// so the caller must load every task reachable from `new_dependencies`
 /// (see [`unexplored`]).
-pub fn find_cycle(task: i64, new_dependencies: &[i64], graph: &DependencyGraph) -> Option<Vec<i64>> {
+pub fn find_cycle(
+    task: i64,
+    new_dependencies: &[i64],
+    graph: &DependencyGraph,
+) -> Option<Vec<i64>> {
     // Breadth-first from the new dependencies, remembering how each task was
     // reached, so the reported cycle is a shortest one.
     let mut came_from: HashMap<i64, i64> = HashMap::new();
@@ -92,7 +96,10 @@ mod tests {
     use super::*;
 
     fn graph(edges: &[(i64, &[i64])]) -> DependencyGraph {
-        edges.iter().map(|(id, deps)| (*id, deps.to_vec())).collect()
+        edges
+            .iter()
+            .map(|(id, deps)| (*id, deps.to_vec()))
+            .collect()
     }
 
     #[test]
@@ -104,7 +111,10 @@ mod tests {
 
     #[test]
     fn self_dependency_is_a_cycle() {
-        assert_eq!(find_cycle(5, &[5], &DependencyGraph::new()), Some(vec![5, 5]));
+        assert_eq!(
+            find_cycle(5, &[5], &DependencyGraph::new()),
+            Some(vec![5, 5])
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@ use crate::error::ApiError;
 pub const TITLE_MAX_CHARS: usize = 500;
 /// Bound on `description`, `details` and `test_strategy`, so one task cannot
 /// grow without limit (the body limit caps a single request, not many).
-pub const TEXT_MAX_CHARS: usize = 100_000;
+pub const TEXT_MAX_CHARS: usize = 1_000_000;
 /// Bound on a task's dependency list.
 pub const MAX_DEPENDENCIES: usize = 1_000;
 pub const PROJECT_NAME_MAX_CHARS: usize = 200;
@@ -130,7 +130,10 @@ mod tests {
     fn title_is_trimmed_and_bounded() {
         assert_eq!(title("  Ship it ").unwrap(), "Ship it");
         assert_eq!(code(title("   ")), "validation_failed");
-        assert!(title(&"é".repeat(500)).is_ok(), "limit counts characters, not bytes");
+        assert!(
+            title(&"é".repeat(500)).is_ok(),
+            "limit counts characters, not bytes"
+        );
         assert_eq!(code(title(&"x".repeat(501))), "validation_failed");
     }
 
@@ -149,7 +152,14 @@ mod tests {
     #[test]
     fn emails_are_normalised() {
         assert_eq!(email(" Ada@Example.COM ").unwrap(), "ada@example.com");
-        for bad in ["", "ada", "@example.com", "ada@", "a b@example.com", "a@b@c"] {
+        for bad in [
+            "",
+            "ada",
+            "@example.com",
+            "ada@",
+            "a b@example.com",
+            "a@b@c",
+        ] {
             assert!(email(bad).is_err(), "{bad:?} accepted");
         }
         assert!(email(&format!("{}@x.io", "a".repeat(260))).is_err());
@@ -164,7 +174,10 @@ mod tests {
 
     #[test]
     fn dependency_lists() {
-        assert_eq!(dependency_list(&[3, 1, 3, 2, 1], Some(9)).unwrap(), vec![3, 1, 2]);
+        assert_eq!(
+            dependency_list(&[3, 1, 3, 2, 1], Some(9)).unwrap(),
+            vec![3, 1, 2]
+        );
         assert_eq!(code(dependency_list(&[4], Some(4))), "dependency_cycle");
         assert_eq!(code(dependency_list(&[0], None)), "unknown_dependency");
         assert_eq!(code(dependency_list(&[-2], None)), "unknown_dependency");

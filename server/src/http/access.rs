@@ -34,7 +34,12 @@ impl Need {
 /// A malformed id, an unknown project and a project the caller is not a member
 /// of all give the same 404, so nobody can learn which projects exist. Only a
 /// member learns that their role is too weak (403).
-pub async fn authorize(state: &AppState, project_id: &str, user: &AuthUser, need: Need) -> Result<(Uuid, Role)> {
+pub async fn authorize(
+    state: &AppState,
+    project_id: &str,
+    user: &AuthUser,
+    need: Need,
+) -> Result<(Uuid, Role)> {
     let project = Uuid::parse_str(project_id).map_err(|_| ApiError::project_not_found())?;
     let role = db::projects::role_of(&state.db, project, user.id)
         .await?

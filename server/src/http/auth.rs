@@ -30,7 +30,10 @@ pub async fn register(
     let hash = blocking(move || auth::hash_password(&request.password)).await??;
     let user = db::users::create(&state.db, &email, &name, &hash).await?;
     let token = start_session(&state, &user).await?;
-    Ok((StatusCode::CREATED, axum::Json(AuthResponse { user, token })))
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(AuthResponse { user, token }),
+    ))
 }
 
 /// Sign in. A wrong password and an unknown email get the same answer.

@@ -39,7 +39,8 @@ where
             .and_then(|value| value.split(';').next())
             .is_some_and(|mime| {
                 let mime = mime.trim().to_ascii_lowercase();
-                mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
+                mime == "application/json"
+                    || (mime.starts_with("application/") && mime.ends_with("+json"))
             });
         if !is_json {
             return Err(ApiError::UnsupportedMediaType(
@@ -70,15 +71,30 @@ pub struct BodyLimit(pub usize);
 
 /// Parses a JSON object body, classifying errors as the contract wants.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if let Err(error) = std::str::from_utf8(bytes) {
+        return Err(ApiError::BadRequest(
+            "malformed_json",
+            format!(
+                "malformed JSON: not valid UTF-8 at byte {}",
+                error.valid_up_to()
+            ),
+        ));
+    }
     // serde's derived structs also accept arrays (fields by position); every
     // body of ours is an object, so refuse anything else up front.
     let first = bytes.iter().find(|byte| !byte.is_ascii_whitespace());
     if first != Some(&b'{') {
         let is_json = serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok();
         return Err(if is_json {
-            ApiError::BadRequest("invalid_json_type", "request body must be a JSON object".into())
+            ApiError::BadRequest(
+                "invalid_json_type",
+                "request body must be a JSON object".into(),
+            )
         } else {
-            ApiError::BadRequest("malformed_json", "malformed JSON: expected an object".into())
+            ApiError::BadRequest(
+                "malformed_json",
+                "malformed JSON: expected an object".into(),
+            )
         });
     }
     serde_json::from_slice(bytes).map_err(|error| {
@@ -93,6 +109,14 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
                 ApiError::Unprocessable("invalid_field", message)
             }
             Category::Data => ApiError::BadRequest("invalid_json_type", message),
+            // serde_json reports some type mismatches (a number where an enum
+            // string belongs) as syntax errors; valid JSON means it was one.
+            Category::Syntax if serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok() => {
+                ApiError::BadRequest(
+                    "invalid_json_type",
+                    format!("a value has the wrong JSON type ({message})"),
+                )
+            }
             Category::Syntax | Category::Eof | Category::Io => {
                 ApiError::BadRequest("malformed_json", format!("malformed JSON: {message}"))
             }
@@ -133,14 +157,19 @@ pub struct AuthUser {
 impl FromRequestParts<AppState> for AuthUser {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let token = bearer_token(parts).ok_or_else(|| {
             ApiError::Unauthorized("missing credentials: send Authorization: Bearer <token>".into())
         })?;
         let token_hash = token_hash(token);
         let user = db::users::session_user(&state.db, &token_hash)
             .await?
-            .ok_or_else(|| ApiError::Unauthorized("invalid or expired token; sign in again".into()))?;
+            .ok_or_else(|| {
+                ApiError::Unauthorized("invalid or expired token; sign in again".into())
+            })?;
         let id = Uuid::parse_str(&user.id).map_err(anyhow::Error::from)?;
         Ok(AuthUser {
             id,
@@ -164,7 +193,10 @@ pub struct ClientIp(pub IpAddr);
 impl FromRequestParts<AppState> for ClientIp {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         if state.config.trust_forwarded_for {
             let forwarded = parts
                 .headers
@@ -199,20 +231,40 @@ mod tests {
 
     #[test]
     fn malformed_json_is_400() {
-        assert_eq!(code(parse_json::<NewTask>(b"{\"title\": ")), (400, "malformed_json"));
-        assert_eq!(code(parse_json::<NewTask>(b"not json")), (400, "malformed_json"));
+        assert_eq!(
+            code(parse_json::<NewTask>(b"{\"title\": ")),
+            (400, "malformed_json")
+        );
+        assert_eq!(
+            code(parse_json::<NewTask>(b"not json")),
+            (400, "malformed_json")
+        );
     }
 
     #[test]
     fn wrong_types_are_400() {
-        assert_eq!(code(parse_json::<NewTask>(br#"{"title": 5}"#)), (400, "invalid_json_type"));
         assert_eq!(
-            code(parse_json::<NewTask>(br#"{"title": "a", "dependencies": "1"}"#)),
+            code(parse_json::<NewTask>(br#"{"title": 5}"#)),
             (400, "invalid_json_type")
         );
-        assert_eq!(code(parse_json::<TaskPatch>(b"[]")), (400, "invalid_json_type"));
-        assert_eq!(code(parse_json::<NewTask>(br#"["a"]"#)), (400, "invalid_json_type"));
-        assert_eq!(code(parse_json::<NewTask>(b"null")), (400, "invalid_json_type"));
+        assert_eq!(
+            code(parse_json::<NewTask>(
+                br#"{"title": "a", "dependencies": "1"}"#
+            )),
+            (400, "invalid_json_type")
+        );
+        assert_eq!(
+            code(parse_json::<TaskPatch>(b"[]")),
+            (400, "invalid_json_type")
+        );
+        assert_eq!(
+            code(parse_json::<NewTask>(br#"["a"]"#)),
+            (400, "invalid_json_type")
+        );
+        assert_eq!(
+            code(parse_json::<NewTask>(b"null")),
+            (400, "invalid_json_type")
+        );
         assert_eq!(code(parse_json::<NewTask>(b"")), (400, "malformed_json"));
     }
 
@@ -224,7 +276,9 @@ mod tests {
             (422, "invalid_field")
         );
         assert_eq!(
-            code(parse_json::<NewTask>(br#"{"title": "a", "status": "finished"}"#)),
+            code(parse_json::<NewTask>(
+                br#"{"title": "a", "status": "finished"}"#
+            )),
             (422, "invalid_field")
         );
     }

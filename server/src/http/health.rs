@@ -45,7 +45,8 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     .await;
     let database_ok = matches!(database, Ok(Ok(1)));
     checks.insert("database", verdict(database_ok));
-    metrics::gauge!("dependency_up", "dependency" => "database").set(f64::from(u8::from(database_ok)));
+    metrics::gauge!("dependency_up", "dependency" => "database")
+        .set(f64::from(u8::from(database_ok)));
 
     let mut ready = database_ok;
     if let Some(redis) = &state.redis {
@@ -53,10 +54,15 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
             .await
             .unwrap_or(false);
         checks.insert("redis", verdict(redis_ok));
-        metrics::gauge!("dependency_up", "dependency" => "redis").set(f64::from(u8::from(redis_ok)));
+        metrics::gauge!("dependency_up", "dependency" => "redis")
+            .set(f64::from(u8::from(redis_ok)));
         ready &= redis_ok;
     }
-    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     let body = Readiness {
         status: if ready { "ok" } else { "unavailable" },
         checks,

@@ -52,7 +52,10 @@ pub fn router(state: AppState) -> Router {
             "/projects/{project_id}/members/{user_id}",
             axum::routing::delete(projects::remove_member),
         )
-        .route("/projects/{project_id}/tasks", get(tasks::list).post(tasks::create))
+        .route(
+            "/projects/{project_id}/tasks",
+            get(tasks::list).post(tasks::create),
+        )
         .route("/projects/{project_id}/tasks/next", get(tasks::next))
         .route(
             "/projects/{project_id}/tasks/{id}",
@@ -73,7 +76,11 @@ pub fn router(state: AppState) -> Router {
         .layer(
             // Listed outermost first.
             ServiceBuilder::new()
-                .layer(SetSensitiveHeadersLayer::new([AUTHORIZATION, COOKIE, SET_COOKIE]))
+                .layer(SetSensitiveHeadersLayer::new([
+                    AUTHORIZATION,
+                    COOKIE,
+                    SET_COOKIE,
+                ]))
                 .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
                 .layer(
                     TraceLayer::new_for_http()
@@ -136,7 +143,8 @@ async fn not_found() -> ApiError {
 }
 
 async fn method_not_allowed() -> Response {
-    let mut response = ApiError::BadRequest("method_not_allowed", "method not allowed here".into()).into_response();
+    let mut response = ApiError::BadRequest("method_not_allowed", "method not allowed here".into())
+        .into_response();
     *response.status_mut() = axum::http::StatusCode::METHOD_NOT_ALLOWED;
     response
 }
@@ -146,4 +154,3 @@ async fn method_not_allowed() -> Response {
 pub const LATENCY_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
-

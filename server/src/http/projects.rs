@@ -31,7 +31,10 @@ pub async fn create(
 #[utoipa::path(get, path = "/api/v1/projects", tag = "projects",
     responses((status = 200, body = Items<Project>)),
     security(("bearer" = [])))]
-pub async fn list(State(state): State<AppState>, user: AuthUser) -> Result<axum::Json<Items<Project>>> {
+pub async fn list(
+    State(state): State<AppState>,
+    user: AuthUser,
+) -> Result<axum::Json<Items<Project>>> {
     let items = db::projects::list_for(&state.db, user.id).await?;
     Ok(axum::Json(Items { items }))
 }
@@ -51,9 +54,11 @@ pub async fn add_member(
     Json(request): Json<AddMemberRequest>,
 ) -> Result<(StatusCode, axum::Json<Member>)> {
     let (project, _) = authorize(&state, &project_id, &user, Need::Manage).await?;
-    let email = rules::email(&request.email)
-        .map_err(|_| ApiError::NotFound("user_not_found", "no user has this email address".into()))?;
-    let (member, outcome) = db::projects::put_member(&state.db, project, &email, request.role).await?;
+    let email = rules::email(&request.email).map_err(|_| {
+        ApiError::NotFound("user_not_found", "no user has this email address".into())
+    })?;
+    let (member, outcome) =
+        db::projects::put_member(&state.db, project, &email, request.role).await?;
     let status = match outcome {
         PutOutcome::Added => StatusCode::CREATED,
         PutOutcome::Updated => StatusCode::OK,
@@ -90,7 +95,11 @@ pub async fn remove_member(
 ) -> Result<StatusCode> {
     let target = Uuid::parse_str(&user_id)
         .map_err(|_| ApiError::NotFound("member_not_found", "no such member".into()))?;
-    let need = if target == user.id { Need::Read } else { Need::Manage };
+    let need = if target == user.id {
+        Need::Read
+    } else {
+        Need::Manage
+    };
     let (project, _) = authorize(&state, &project_id, &user, need).await?;
     db::projects::remove_member(&state.db, project, target).await?;
     Ok(StatusCode::NO_CONTENT)

@@ -59,7 +59,12 @@ pub async fn list(
     Query(params): Query<ListParams>,
 ) -> Result<axum::Json<TaskPage>> {
     let limit = parse_limit(params.limit.as_deref())?;
-    let after = params.cursor.as_deref().map(decode_cursor).transpose()?.unwrap_or(0);
+    let after = params
+        .cursor
+        .as_deref()
+        .map(decode_cursor)
+        .transpose()?
+        .unwrap_or(0);
     let statuses = parse_statuses(params.status.as_deref())?;
     let (project, _) = authorize(&state, &project_id, &user, Need::Read).await?;
     // One extra row tells whether another page follows.
@@ -120,7 +125,8 @@ pub async fn update(
     let task_id = parse_task_id(&task_id)?;
     let if_match = parse_if_match(&headers)?;
     let (project, _) = authorize(&state, &project_id, &user, Need::Write).await?;
-    let (task, _events) = db::tasks::update(&state.db, project, user.id, task_id, patch, if_match).await?;
+    let (task, _events) =
+        db::tasks::update(&state.db, project, user.id, task_id, patch, if_match).await?;
     Ok(with_etag(StatusCode::OK, task))
 }
 
@@ -186,10 +192,20 @@ pub async fn events(
         Some(raw) => match raw.parse::<i64>() {
             Ok(since) if since >= 0 => since,
             Ok(_) => return Err(ApiError::validation("since must not be negative")),
-            Err(_) => return Err(ApiError::BadRequest("invalid_query", "since must be an integer".into())),
+            Err(_) => {
+                return Err(ApiError::BadRequest(
+                    "invalid_query",
+                    "since must be an integer".into(),
+                ))
+            }
         },
     };
-    let limit = parse_bounded("limit", params.limit.as_deref(), DEFAULT_PAGE, db::events::MAX_PAGE)?;
+    let limit = parse_bounded(
+        "limit",
+        params.limit.as_deref(),
+        DEFAULT_PAGE,
+        db::events::MAX_PAGE,
+    )?;
     let (project, _) = authorize(&state, &project_id, &user, Need::Read).await?;
     let latest_seq = db::events::latest_seq(&state.db, project).await?;
     if since > latest_seq {
@@ -217,9 +233,9 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>>
     headers
         .get(name)
         .map(|value| {
-            value
-                .to_str()
-                .map_err(|_| ApiError::BadRequest("invalid_header", format!("{name} is not valid text")))
+            value.to_str().map_err(|_| {
+                ApiError::BadRequest("invalid_header", format!("{name} is not valid text"))
+            })
         })
         .transpose()
 }
@@ -228,7 +244,11 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>>
 /// entity tags (`"4"`, or a bare `4`), or `*`.
 fn etag_matches(condition: &str, version: i64) -> bool {
     condition.split(',').map(str::trim).any(|tag| {
-        tag == "*" || tag.trim_matches('"').parse::<i64>().is_ok_and(|tag| tag == version)
+        tag == "*"
+            || tag
+                .trim_matches('"')
+                .parse::<i64>()
+                .is_ok_and(|tag| tag == version)
     })
 }
 
@@ -257,7 +277,10 @@ fn parse_task_id(raw: &str) -> Result<i64> {
         Ok(id) if id > 0 => Ok(id),
         _ => Err(ApiError::BadRequest(
             "invalid_path",
-            format!("task id must be a positive integer, got {:?}", raw.chars().take(40).collect::<String>()),
+            format!(
+                "task id must be a positive integer, got {:?}",
+                raw.chars().take(40).collect::<String>()
+            ),
         )),
     }
 }
@@ -274,7 +297,9 @@ fn parse_bounded(name: &str, raw: Option<&str>, default: i64, max: i64) -> Resul
         .parse::<i64>()
         .map_err(|_| ApiError::BadRequest("invalid_query", format!("{name} must be an integer")))?;
     if !(1..=max).contains(&value) {
-        return Err(ApiError::validation(format!("{name} must be between 1 and {max}")));
+        return Err(ApiError::validation(format!(
+            "{name} must be between 1 and {max}"
+        )));
     }
     Ok(value)
 }
@@ -299,7 +324,12 @@ fn encode_cursor(last_id: i64) -> String {
 }
 
 fn decode_cursor(cursor: &str) -> Result<i64> {
-    let invalid = || ApiError::BadRequest("invalid_cursor", "cursor is not one this server issued".into());
+    let invalid = || {
+        ApiError::BadRequest(
+            "invalid_cursor",
+            "cursor is not one this server issued".into(),
+        )
+    };
     let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| invalid())?;
     let text = std::str::from_utf8(&bytes).map_err(|_| invalid())?;
     text.strip_prefix("v1:")
@@ -327,19 +357,36 @@ mod tests {
         assert!(etag_matches("\"3\", \"4\"", 4));
         assert!(etag_matches("*", 9));
         assert!(!etag_matches("\"5\"", 4));
-        assert!(!etag_matches("W/\"4\"", 4), "weak tags never match a strong comparison");
+        assert!(
+            !etag_matches("W/\"4\"", 4),
+            "weak tags never match a strong comparison"
+        );
     }
 
     #[test]
     fn limits() {
         assert_eq!(parse_limit(None).unwrap(), 100);
         assert_eq!(parse_limit(Some("500")).unwrap(), 500);
-        assert_eq!(parse_limit(Some("501")).unwrap_err().status(), StatusCode::UNPROCESSABLE_ENTITY);
-        assert_eq!(parse_limit(Some("0")).unwrap_err().status(), StatusCode::UNPROCESSABLE_ENTITY);
-        assert_eq!(parse_limit(Some("-1")).unwrap_err().status(), StatusCode::UNPROCESSABLE_ENTITY);
-        assert_eq!(parse_limit(Some("ten")).unwrap_err().status(), StatusCode::BAD_REQUEST);
         assert_eq!(
-            parse_limit(Some("99999999999999999999999")).unwrap_err().status(),
+            parse_limit(Some("501")).unwrap_err().status(),
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
+        assert_eq!(
+            parse_limit(Some("0")).unwrap_err().status(),
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
+        assert_eq!(
+            parse_limit(Some("-1")).unwrap_err().status(),
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
+        assert_eq!(
+            parse_limit(Some("ten")).unwrap_err().status(),
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            parse_limit(Some("99999999999999999999999"))
+                .unwrap_err()
+                .status(),
             StatusCode::BAD_REQUEST
         );
     }

@@ -1,0 +1,119 @@
+//! The binary with no `DATABASE_URL`: it creates, runs and stops its own
+//! PostgreSQL under `DATA_DIR`.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::json;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+struct Server {
+    child: Child,
+    address: String,
+}
+
+async fn start(data_dir: &Path) -> Server {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_taskmaster"))
+        .env_remove("DATABASE_URL")
+        .env_remove("REDIS_URL")
+        .env("DATA_DIR", data_dir)
+        .env("BIND", "127.0.0.1:0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start taskmaster");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let address = tokio::time::timeout(Duration::from_secs(120), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if let Some(address) = line.strip_prefix("taskmaster listening on ") {
+                return address.to_owned();
+            }
+        }
+        panic!("taskmaster exited before listening");
+    })
+    .await
+    .expect("taskmaster did not start in time");
+    Server { child, address }
+}
+
+async fn stop(mut server: Server) {
+    let pid = server.child.id().expect("running").to_string();
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = tokio::time::timeout(Duration::from_secs(60), server.child.wait())
+        .await
+        .expect("taskmaster did not stop after SIGTERM")
+        .unwrap();
+    assert!(exit.success(), "exit status {exit}");
+}
+
+#[tokio::test]
+async fn starts_its_own_postgres_from_an_empty_data_dir_and_stops_it() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let client = reqwest::Client::new();
+
+    let server = start(data_dir.path()).await;
+    let ready = client
+        .get(format!("{}/readyz", server.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+    let registered = client
+        .post(format!("{}/api/v1/auth/register", server.address))
+        .json(&json!({"email": "solo@example.com", "name": "Solo", "password": "12345678"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(registered.status(), 201);
+    let cluster = data_dir.path().join("postgres");
+    assert!(
+        cluster.join("PG_VERSION").exists(),
+        "cluster created under DATA_DIR"
+    );
+    assert!(cluster.join("postmaster.pid").exists(), "cluster running");
+    stop(server).await;
+    assert!(
+        !cluster.join("postmaster.pid").exists(),
+        "PostgreSQL stopped with the server"
+    );
+
+    // A second start reuses the cluster and its data.
+    let server = start(data_dir.path()).await;
+    let login = client
+        .post(format!("{}/api/v1/auth/login", server.address))
+        .json(&json!({"email": "solo@example.com", "password": "12345678"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 200);
+    stop(server).await;
+}
+
+#[tokio::test]
+async fn migrate_subcommand_prepares_the_database_and_exits() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_taskmaster"))
+        .arg("migrate")
+        .env_remove("DATABASE_URL")
+        .env("DATA_DIR", data_dir.path())
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(String::from_utf8_lossy(&output.stdout).contains("database migrated"));
+    assert!(
+        !data_dir.path().join("postgres/postmaster.pid").exists(),
+        "stopped after migrating"
+    );
+}

@@ -1,0 +1,16 @@
+//! Integration tests: a real server on a real PostgreSQL, driven over HTTP.
+//! Each test gets its own database and its own server on port 0.
+
+mod auth;
+mod bad_input;
+mod concurrency;
+mod dependencies;
+mod embedded;
+mod explain;
+mod helpers;
+mod members;
+mod next_task;
+mod operations;
+mod pagination;
+mod roles;
+mod tasks;
