@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# Runs every check and test. Installs or starts what the tests need:
+# PostgreSQL (the machine's on 127.0.0.1:5432 when it answers, else a private
+# one on port 55432), Redis (127.0.0.1:6379, else a private one on 56379),
+# and cargo-nextest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib.sh
+
+ROOT=$(pwd)
+RUN_DIR="$ROOT/target/test-services"
+mkdir -p "$RUN_DIR"
+STARTED_PG=""
+STARTED_REDIS=""
+
+cleanup() {
+  if [ -n "$STARTED_PG" ]; then
+    say "stopping the private test PostgreSQL"
+    pg_as_owner "$(pg_bin_dir)/pg_ctl" -D "$RUN_DIR/postgres" -m fast -w stop >/dev/null 2>&1 || true
+  fi
+  if [ -n "$STARTED_REDIS" ]; then
+    say "stopping the private test Redis"
+    redis-cli -p 56379 shutdown nosave >/dev/null 2>&1 || true
+  fi
+}
+trap cleanup EXIT
+
+# PostgreSQL refuses to run as root; the postgres system user owns the cluster then.
+pg_as_owner() {
+  if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+postgres_answers() { # URL
+  command -v psql >/dev/null 2>&1 && psql "$1" -qtAc 'select 1' >/dev/null 2>&1
+}
+
+setup_postgres() {
+  if [ -n "${TEST_DATABASE_URL:-}" ]; then
+    say "tests use PostgreSQL at TEST_DATABASE_URL"
+    return
+  fi
+  apt_install postgresql-client >/dev/null 2>&1 || true
+  local machine="postgres://postgres@127.0.0.1:5432/postgres"
+  if [ -z "${TEST_PRIVATE_SERVICES:-}" ] && postgres_answers "$machine"; then
+    say "tests use the PostgreSQL on 127.0.0.1:5432"
+    export TEST_DATABASE_URL="$machine"
+    return
+  fi
+  ensure_postgres_binaries
+  local bin
+  bin=$(pg_bin_dir)
+  say "starting a private test PostgreSQL on 127.0.0.1:55432 ($RUN_DIR/postgres)"
+  if [ "$(id -u)" -eq 0 ]; then chown postgres "$RUN_DIR"; fi
+  if [ ! -f "$RUN_DIR/postgres/PG_VERSION" ]; then
+    pg_as_owner "$bin/initdb" -D "$RUN_DIR/postgres" -U postgres --auth=trust --no-sync >/dev/null
+  fi
+  pg_as_owner "$bin/pg_ctl" -D "$RUN_DIR/postgres" -l "$RUN_DIR/postgres.log" -w -t 60 \
+    -o "-c listen_addresses=127.0.0.1 -c port=55432 -c unix_socket_directories='$RUN_DIR' -c fsync=off -c max_connections=300" \
+    start >/dev/null
+  STARTED_PG=1
+  export TEST_DATABASE_URL="postgres://postgres@127.0.0.1:55432/postgres"
+}
+
+setup_redis() {
+  if [ -n "${TEST_REDIS_URL:-}" ]; then
+    say "tests use Redis at TEST_REDIS_URL"
+    return
+  fi
+  if [ -z "${TEST_PRIVATE_SERVICES:-}" ] && command -v redis-cli >/dev/null 2>&1 \
+     && [ "$(redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null)" = "PONG" ]; then
+    say "tests use the Redis on 127.0.0.1:6379"
+    export TEST_REDIS_URL="redis://127.0.0.1:6379"
+    return
+  fi
+  command -v redis-server >/dev/null 2>&1 || apt_install redis-server
+  say "starting a private test Redis on 127.0.0.1:56379"
+  redis-server --bind 127.0.0.1 --port 56379 --save '' --appendonly no --daemonize yes \
+    --dir "$RUN_DIR" --logfile "$RUN_DIR/redis.log" >/dev/null
+  STARTED_REDIS=1
+  export TEST_REDIS_URL="redis://127.0.0.1:56379"
+}
+
+ensure_nextest() {
+  if ! cargo nextest --version >/dev/null 2>&1; then
+    say "installing cargo-nextest (once)"
+    cargo install cargo-nextest --locked
+  fi
+}
+
+setup_postgres
+setup_redis
+ensure_nextest
+
+say "checking formatting"
+cargo fmt --all --check
+say "running clippy"
+cargo clippy --locked --all-targets -- -D warnings
+say "running the tests"
+cargo nextest run --locked --workspace --profile ci
