@@ -1,0 +1,21 @@
+# Builds the taskmaster server into a small runtime image.
+FROM rust:1-bookworm AS build
+WORKDIR /src
+COPY Cargo.toml Cargo.lock ./
+COPY protocol protocol
+COPY server server
+COPY migrations migrations
+RUN cargo build --release --locked -p taskmaster-server
+
+FROM debian:bookworm-slim
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ca-certificates curl \
+ && rm -rf /var/lib/apt/lists/* \
+ && useradd --system --home /var/lib/taskmaster taskmaster
+COPY --from=build /src/target/release/taskmaster /usr/local/bin/taskmaster
+USER taskmaster
+ENV BIND=0.0.0.0:8080 LOG_FORMAT=json
+EXPOSE 8080
+HEALTHCHECK --interval=10s --timeout=3s CMD curl -fsS http://127.0.0.1:8080/healthz || exit 1
+ENTRYPOINT ["taskmaster"]
+CMD ["serve"]
