@@ -3,7 +3,9 @@
 use std::collections::HashSet;
 
 use protocol::{event_type, NewTask, Task, TaskPatch, TaskStatus};
-use sqlx::PgPool;
+use sqlx::postgres::PgArguments;
+use sqlx::query::QueryAs;
+use sqlx::{PgPool, Postgres};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -265,31 +267,47 @@ pub async fn create(
     // A new task has no dependents yet, so it cannot close a cycle.
     check_references(&mut write, None, &fields, None).await?;
     let task_id = write.next_task_id();
-    let row = sqlx::query_as::<_, TaskRow>(concat!(
-        "insert into tasks (project_id, task_id, title, description, details, test_strategy,
+    let row = write_fields(
+        sqlx::query_as(concat!(
+            "insert into tasks (project_id, task_id, title, description, details, test_strategy,
                             status, priority, dependencies, assignee_id, parent_id)
          values ($1, $2, $3, $4, $5, $6, $7::task_status, $8::task_priority, $9, $10, $11)
          returning ",
-        columns!(),
-        ""
-    ))
-    .bind(project)
-    .bind(task_id)
-    .bind(&fields.title)
-    .bind(&fields.description)
-    .bind(&fields.details)
-    .bind(&fields.test_strategy)
-    .bind(fields.status.as_str())
-    .bind(fields.priority.as_str())
-    .bind(&fields.dependencies)
-    .bind(fields.assignee_id)
-    .bind(fields.parent_id)
+            columns!(),
+            ""
+        )),
+        project,
+        task_id,
+        &fields,
+    )
     .fetch_one(&mut *write.tx)
     .await?;
     let task = Task::try_from(row)?;
     write.record(event_type::TASK_CREATED, &task).await?;
     let events = write.commit().await?;
     Ok((task, events))
+}
+
+/// Binds `$1` project, `$2` task id and `$3`…`$11` the writable fields, in
+/// the order both the insert and the update statements use.
+fn write_fields<'q>(
+    query: QueryAs<'q, Postgres, TaskRow, PgArguments>,
+    project: Uuid,
+    task_id: i64,
+    fields: &'q Fields,
+) -> QueryAs<'q, Postgres, TaskRow, PgArguments> {
+    query
+        .bind(project)
+        .bind(task_id)
+        .bind(&fields.title)
+        .bind(&fields.description)
+        .bind(&fields.details)
+        .bind(&fields.test_strategy)
+        .bind(fields.status.as_str())
+        .bind(fields.priority.as_str())
+        .bind(&fields.dependencies)
+        .bind(fields.assignee_id)
+        .bind(fields.parent_id)
 }
 
 /// Applies `patch` to a task. `if_match` is the version the client last saw;
@@ -369,26 +387,20 @@ pub async fn update(
     }
     check_references(&mut write, Some(task_id), &fields, Some(&old)).await?;
 
-    let row = sqlx::query_as::<_, TaskRow>(concat!(
-        "update tasks set title = $3, description = $4, details = $5, test_strategy = $6,
+    let row = write_fields(
+        sqlx::query_as(concat!(
+            "update tasks set title = $3, description = $4, details = $5, test_strategy = $6,
                 status = $7::task_status, priority = $8::task_priority, dependencies = $9,
                 assignee_id = $10, parent_id = $11, version = version + 1, updated_at = now()
           where project_id = $1 and task_id = $2
           returning ",
-        columns!(),
-        ""
-    ))
-    .bind(project)
-    .bind(task_id)
-    .bind(&fields.title)
-    .bind(&fields.description)
-    .bind(&fields.details)
-    .bind(&fields.test_strategy)
-    .bind(fields.status.as_str())
-    .bind(fields.priority.as_str())
-    .bind(&fields.dependencies)
-    .bind(fields.assignee_id)
-    .bind(fields.parent_id)
+            columns!(),
+            ""
+        )),
+        project,
+        task_id,
+        &fields,
+    )
     .fetch_one(&mut *write.tx)
     .await?;
     let task = Task::try_from(row)?;
