@@ -2,7 +2,7 @@
 # Runs every check and test. Installs or starts what the tests need:
 # PostgreSQL (the machine's on 127.0.0.1:5432 when it answers, else a private
 # one on port 55432), Redis (127.0.0.1:6379, else a private one on 56379),
-# and cargo-nextest.
+# Node's socket.io-client, and cargo-nextest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -80,6 +80,15 @@ setup_redis() {
   export TEST_REDIS_URL="redis://127.0.0.1:56379"
 }
 
+# The real-time tests drive the official socket.io-client with Node, and
+# start a Redis of their own to kill and restart it.
+ensure_test_tools() {
+  command -v redis-server >/dev/null 2>&1 || apt_install redis-server
+  command -v node >/dev/null 2>&1 || apt_install nodejs npm
+  say "installing the Socket.IO test client (npm ci)"
+  (cd server/tests/node && npm ci --no-audit --no-fund --loglevel=error)
+}
+
 ensure_nextest() {
   if ! cargo nextest --version >/dev/null 2>&1; then
     say "installing cargo-nextest (once)"
@@ -89,6 +98,7 @@ ensure_nextest() {
 
 setup_postgres
 setup_redis
+ensure_test_tools
 ensure_nextest
 
 say "checking formatting"

@@ -297,6 +297,67 @@ pub struct EventPage {
     pub latest_seq: i64,
 }
 
+/// Client → server `join`: subscribe to a project's events, replaying those
+/// after `since` first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JoinRequest {
+    pub project_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<i64>,
+}
+
+/// Client → server `leave`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LeaveRequest {
+    pub project_id: String,
+}
+
+/// Client → server `task:create`: the REST create over the socket.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SocketCreateTask {
+    pub project_id: String,
+    pub task: NewTask,
+}
+
+/// Client → server `task:update`: the REST PATCH over the socket.
+/// `if_match` is the version the client last saw, as `If-Match` carries it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SocketUpdateTask {
+    pub project_id: String,
+    pub id: i64,
+    pub changes: TaskPatch,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub if_match: Option<i64>,
+}
+
+/// Client → server `task:delete`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SocketDeleteTask {
+    pub project_id: String,
+    pub id: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub if_match: Option<i64>,
+}
+
+/// One user in a `presence` message.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct PresenceUser {
+    pub id: String,
+    pub name: String,
+}
+
+/// Server → client `presence`: who is joined to a project right now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Presence {
+    pub project_id: String,
+    pub users: Vec<PresenceUser>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

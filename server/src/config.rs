@@ -40,6 +40,11 @@ pub struct Config {
     #[arg(long, env = "REDIS_URL")]
     pub redis_url: Option<Secret>,
 
+    /// Prefix of every Redis channel this deployment uses, so several
+    /// deployments can share one Redis.
+    #[arg(long, env = "REDIS_PREFIX", default_value = "taskmaster")]
+    pub redis_prefix: String,
+
     /// Address to listen on; port 0 picks a free port (printed at start).
     #[arg(long, env = "BIND", default_value = "127.0.0.1:8080")]
     pub bind: SocketAddr,
@@ -87,6 +92,29 @@ pub struct Config {
     /// Take the client IP from the last `X-Forwarded-For` hop (only behind a proxy you run).
     #[arg(long, env = "TRUST_FORWARDED_FOR", default_value_t = false)]
     pub trust_forwarded_for: bool,
+
+    /// Socket.IO heartbeat: how often the server pings each client, in milliseconds.
+    #[arg(long, env = "SOCKET_PING_INTERVAL_MS", default_value_t = 10_000)]
+    pub socket_ping_interval_ms: u64,
+
+    /// How long a client may take to answer a ping before it is dropped (and
+    /// leaves presence), in milliseconds.
+    #[arg(long, env = "SOCKET_PING_TIMEOUT_MS", default_value_t = 10_000)]
+    pub socket_ping_timeout_ms: u64,
+
+    /// Largest Socket.IO message a client may send, in bytes.
+    #[arg(long, env = "SOCKET_MAX_PAYLOAD_BYTES", default_value_t = 1024 * 1024)]
+    pub socket_max_payload_bytes: u64,
+
+    /// Packets queued per socket before it counts as too slow and is
+    /// disconnected (it recovers by re-joining with `since`).
+    #[arg(long, env = "SOCKET_SEND_BUFFER_PACKETS", default_value_t = 2_048)]
+    pub socket_send_buffer_packets: usize,
+
+    /// Most events replayed to a `join` with `since`; further behind gets
+    /// `resync_required`. Kept below the send buffer so a replay always fits.
+    #[arg(long, env = "REPLAY_MAX_EVENTS", default_value_t = 1_000)]
+    pub replay_max_events: i64,
 
     /// Log format: `text` for people, `json` for log collectors.
     #[arg(long, env = "LOG_FORMAT", default_value = "text")]

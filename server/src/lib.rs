@@ -14,6 +14,8 @@ pub mod embedded_pg;
 pub mod error;
 /// Routes, middleware and handlers.
 pub mod http;
+/// Socket.IO: rooms per project, ordered exactly-once delivery, presence.
+pub mod realtime;
 /// Building and serving the application.
 pub mod startup;
 /// What handlers share.

@@ -17,6 +17,7 @@ use crate::config::Config;
 use crate::db;
 use crate::embedded_pg::EmbeddedPostgres;
 use crate::http;
+use crate::realtime::{Bus, Realtime, RealtimeSettings};
 use crate::state::AppState;
 use crate::telemetry;
 
@@ -35,17 +36,20 @@ impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let (db, embedded) = database(&config).await?;
         db::migrate(&db, DATABASE_PATIENCE).await?;
-        let redis = config
-            .redis_url
-            .as_ref()
-            .map(|url| redis_pool(url.expose()))
-            .transpose()?;
+        let bus = match &config.redis_url {
+            Some(url) => Bus::redis(url.expose()).with_context(|| {
+                format!("REDIS_URL is not a usable Redis URL: {}", url.redacted())
+            })?,
+            None => Bus::Disabled,
+        };
+        let (realtime, socket_layer) =
+            Realtime::start(db.clone(), bus, RealtimeSettings::from_config(&config)).await?;
         let listener = TcpListener::bind(config.bind)
             .await
             .with_context(|| format!("cannot listen on {}", config.bind))?;
         let state = AppState {
             db,
-            redis,
+            realtime,
             login_limiter: LoginLimiter::new(
                 config.login_attempts_per_email_per_minute,
                 config.login_attempts_per_ip_per_minute,
@@ -54,7 +58,7 @@ impl Application {
             config: Arc::new(config),
         };
         Ok(Application {
-            router: http::router(state.clone()),
+            router: http::router(state.clone()).layer(socket_layer),
             listener,
             state,
             embedded,
@@ -84,6 +88,13 @@ impl Application {
             mut embedded,
         } = self;
         let sweeper = tokio::spawn(sweep_forever(state.clone()));
+        let realtime = state.realtime.clone();
+        // Sockets never end by themselves: close them when shutdown begins, so
+        // the graceful shutdown only waits for ordinary requests.
+        let shutdown = async move {
+            shutdown.await;
+            realtime.close().await;
+        };
         let served = axum::serve(
             listener,
             router.into_make_service_with_connect_info::<SocketAddr>(),
@@ -115,23 +126,6 @@ pub async fn database(config: &Config) -> anyhow::Result<(PgPool, Option<Embedde
             Ok((db::pool(embedded.connect_options(), config), Some(embedded)))
         }
     }
-}
-
-fn redis_pool(url: &str) -> anyhow::Result<deadpool_redis::Pool> {
-    let mut config = deadpool_redis::Config::from_url(url);
-    let timeout = Some(Duration::from_secs(2));
-    config.pool = Some(deadpool_redis::PoolConfig {
-        max_size: 16,
-        timeouts: deadpool_redis::Timeouts {
-            wait: timeout,
-            create: timeout,
-            recycle: timeout,
-        },
-        ..Default::default()
-    });
-    config
-        .create_pool(Some(deadpool_redis::Runtime::Tokio1))
-        .context("REDIS_URL is not a usable Redis URL")
 }
 
 /// Housekeeping: forget idle rate-limit keys, delete expired sessions.

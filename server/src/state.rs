@@ -7,12 +7,12 @@ use sqlx::PgPool;
 
 use crate::auth::LoginLimiter;
 use crate::config::Config;
+use crate::realtime::Realtime;
 
 #[derive(Clone)]
 pub struct AppState {
     pub db: PgPool,
-    /// Present when `REDIS_URL` is set.
-    pub redis: Option<deadpool_redis::Pool>,
+    pub realtime: Realtime,
     pub config: Arc<Config>,
     pub login_limiter: LoginLimiter,
     pub metrics: PrometheusHandle,

@@ -3,10 +3,8 @@
 use protocol::Role;
 use uuid::Uuid;
 
-use super::extract::AuthUser;
 use crate::db;
 use crate::error::{ApiError, Result};
-use crate::state::AppState;
 
 /// What a route needs of the caller's role.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,13 +33,13 @@ impl Need {
 /// of all give the same 404, so nobody can learn which projects exist. Only a
 /// member learns that their role is too weak (403).
 pub async fn authorize(
-    state: &AppState,
+    db: &sqlx::PgPool,
     project_id: &str,
-    user: &AuthUser,
+    user: Uuid,
     need: Need,
 ) -> Result<(Uuid, Role)> {
     let project = Uuid::parse_str(project_id).map_err(|_| ApiError::project_not_found())?;
-    let role = db::projects::role_of(&state.db, project, user.id)
+    let role = db::projects::role_of(db, project, user)
         .await?
         .ok_or_else(ApiError::project_not_found)?;
     if !role.allows(need.role()) {

@@ -48,15 +48,17 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     metrics::gauge!("dependency_up", "dependency" => "database")
         .set(f64::from(u8::from(database_ok)));
 
-    let mut ready = database_ok;
-    if let Some(redis) = &state.redis {
-        let redis_ok = tokio::time::timeout(CHECK_TIMEOUT, ping_redis(redis))
-            .await
-            .unwrap_or(false);
+    // Redis carries cross-instance fan-out only: without it this instance
+    // still serves its own clients (and catches up from the database when it
+    // returns), so it is reported but does not make the instance unready —
+    // taking every instance out of the load balancer would turn a degraded
+    // fan-out into an outage.
+    let ready = database_ok;
+    if state.realtime.bus().is_enabled() {
+        let (redis_ok, _) = state.realtime.bus().check().await;
         checks.insert("redis", verdict(redis_ok));
         metrics::gauge!("dependency_up", "dependency" => "redis")
             .set(f64::from(u8::from(redis_ok)));
-        ready &= redis_ok;
     }
     let status = if ready {
         StatusCode::OK
@@ -68,16 +70,6 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
         checks,
     };
     (status, axum::Json(body))
-}
-
-async fn ping_redis(pool: &deadpool_redis::Pool) -> bool {
-    let Ok(mut connection) = pool.get().await else {
-        return false;
-    };
-    deadpool_redis::redis::cmd("PING")
-        .query_async::<String>(&mut connection)
-        .await
-        .is_ok_and(|reply| reply == "PONG")
 }
 
 fn verdict(ok: bool) -> &'static str {

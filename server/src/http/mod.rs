@@ -1,6 +1,6 @@
 //! The HTTP surface: routes, middleware, and one module per resource.
 
-mod access;
+pub mod access;
 mod auth;
 pub mod extract;
 mod health;

@@ -53,7 +53,7 @@ pub async fn add_member(
     Path(project_id): Path<String>,
     Json(request): Json<AddMemberRequest>,
 ) -> Result<(StatusCode, axum::Json<Member>)> {
-    let (project, _) = authorize(&state, &project_id, &user, Need::Manage).await?;
+    let (project, _) = authorize(&state.db, &project_id, user.id, Need::Manage).await?;
     let email = rules::email(&request.email).map_err(|_| {
         ApiError::NotFound("user_not_found", "no user has this email address".into())
     })?;
@@ -76,7 +76,7 @@ pub async fn list_members(
     user: AuthUser,
     Path(project_id): Path<String>,
 ) -> Result<axum::Json<Items<Member>>> {
-    let (project, _) = authorize(&state, &project_id, &user, Need::Read).await?;
+    let (project, _) = authorize(&state.db, &project_id, user.id, Need::Read).await?;
     let items = db::projects::members(&state.db, project).await?;
     Ok(axum::Json(Items { items }))
 }
@@ -100,7 +100,8 @@ pub async fn remove_member(
     } else {
         Need::Manage
     };
-    let (project, _) = authorize(&state, &project_id, &user, need).await?;
+    let (project, _) = authorize(&state.db, &project_id, user.id, need).await?;
     db::projects::remove_member(&state.db, project, target).await?;
+    state.realtime.revoke(project, target).await;
     Ok(StatusCode::NO_CONTENT)
 }

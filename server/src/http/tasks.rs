@@ -31,8 +31,9 @@ pub async fn create(
     Path(project_id): Path<String>,
     Json(new): Json<NewTask>,
 ) -> Result<Response> {
-    let (project, _) = authorize(&state, &project_id, &user, Need::Write).await?;
-    let (task, _events) = db::tasks::create(&state.db, project, user.id, new).await?;
+    let (project, _) = authorize(&state.db, &project_id, user.id, Need::Write).await?;
+    let (task, events) = db::tasks::create(&state.db, project, user.id, new).await?;
+    state.realtime.publish(events);
     Ok(with_etag(StatusCode::CREATED, task))
 }
 
@@ -66,7 +67,7 @@ pub async fn list(
         .transpose()?
         .unwrap_or(0);
     let statuses = parse_statuses(params.status.as_deref())?;
-    let (project, _) = authorize(&state, &project_id, &user, Need::Read).await?;
+    let (project, _) = authorize(&state.db, &project_id, user.id, Need::Read).await?;
     // One extra row tells whether another page follows.
     let mut items = db::tasks::list(&state.db, project, &statuses, after, limit + 1).await?;
     let next_cursor = if items.len() as i64 > limit {
@@ -90,7 +91,7 @@ pub async fn get(
     headers: HeaderMap,
 ) -> Result<Response> {
     let task_id = parse_task_id(&task_id)?;
-    let (project, _) = authorize(&state, &project_id, &user, Need::Read).await?;
+    let (project, _) = authorize(&state.db, &project_id, user.id, Need::Read).await?;
     let task = db::tasks::get(&state.db, project, task_id)
         .await?
         .ok_or_else(|| ApiError::task_not_found(task_id))?;
@@ -124,9 +125,10 @@ pub async fn update(
 ) -> Result<Response> {
     let task_id = parse_task_id(&task_id)?;
     let if_match = parse_if_match(&headers)?;
-    let (project, _) = authorize(&state, &project_id, &user, Need::Write).await?;
-    let (task, _events) =
+    let (project, _) = authorize(&state.db, &project_id, user.id, Need::Write).await?;
+    let (task, events) =
         db::tasks::update(&state.db, project, user.id, task_id, patch, if_match).await?;
+    state.realtime.publish(events);
     Ok(with_etag(StatusCode::OK, task))
 }
 
@@ -145,8 +147,9 @@ pub async fn delete(
 ) -> Result<StatusCode> {
     let task_id = parse_task_id(&task_id)?;
     let if_match = parse_if_match(&headers)?;
-    let (project, _) = authorize(&state, &project_id, &user, Need::Write).await?;
-    db::tasks::delete(&state.db, project, user.id, task_id, if_match).await?;
+    let (project, _) = authorize(&state.db, &project_id, user.id, Need::Write).await?;
+    let events = db::tasks::delete(&state.db, project, user.id, task_id, if_match).await?;
+    state.realtime.publish(events);
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -160,7 +163,7 @@ pub async fn next(
     user: AuthUser,
     Path(project_id): Path<String>,
 ) -> Result<Response> {
-    let (project, _) = authorize(&state, &project_id, &user, Need::Read).await?;
+    let (project, _) = authorize(&state.db, &project_id, user.id, Need::Read).await?;
     Ok(match db::tasks::next(&state.db, project).await? {
         Some(task) => with_etag(StatusCode::OK, task),
         None => StatusCode::NO_CONTENT.into_response(),
@@ -206,7 +209,7 @@ pub async fn events(
         DEFAULT_PAGE,
         db::events::MAX_PAGE,
     )?;
-    let (project, _) = authorize(&state, &project_id, &user, Need::Read).await?;
+    let (project, _) = authorize(&state.db, &project_id, user.id, Need::Read).await?;
     let latest_seq = db::events::latest_seq(&state.db, project).await?;
     if since > latest_seq {
         return Err(ApiError::Unprocessable(

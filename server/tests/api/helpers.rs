@@ -79,7 +79,8 @@ pub struct TestApp {
     /// Direct access to the app's database, for checks behind the API.
     pub db: PgPool,
     pub database_url: String,
-    database_name: String,
+    /// Set when this app created the database (and so drops it).
+    database_name: Option<String>,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -102,8 +103,21 @@ impl TestApp {
     }
 
     pub async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
-        taskmaster_server::telemetry::init_logging(taskmaster_server::config::LogFormat::Text);
         let (database_name, database_url) = create_database().await;
+        Self::start(Some(database_name), database_url, tweak).await
+    }
+
+    /// Another instance on an existing database (which it leaves in place).
+    pub async fn spawn_on(database_url: &str, tweak: impl FnOnce(&mut Config)) -> TestApp {
+        Self::start(None, database_url.to_owned(), tweak).await
+    }
+
+    async fn start(
+        database_name: Option<String>,
+        database_url: String,
+        tweak: impl FnOnce(&mut Config),
+    ) -> TestApp {
+        taskmaster_server::telemetry::init_logging(taskmaster_server::config::LogFormat::Text);
         let mut config = test_config(&database_url);
         tweak(&mut config);
         let app = Application::build(config).await.expect("build app");
@@ -294,7 +308,9 @@ impl Drop for TestApp {
         if let Some(server) = self.server.take() {
             server.abort();
         }
-        drop_database(&self.database_name);
+        if let Some(name) = &self.database_name {
+            drop_database(name);
+        }
     }
 }
 

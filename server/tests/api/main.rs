@@ -12,5 +12,8 @@ mod members;
 mod next_task;
 mod operations;
 mod pagination;
+mod realtime;
 mod roles;
+mod scale;
+mod sockets;
 mod tasks;

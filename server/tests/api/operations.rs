@@ -50,7 +50,9 @@ async fn readyz_reports_redis_when_configured() {
     let ready = unreachable
         .request(Method::GET, "/readyz", None, None, &[])
         .await;
-    assert_eq!(ready.status, 503);
+    // Redis only carries fan-out between instances: reported, but this
+    // instance still serves its own clients, so it stays ready.
+    assert_eq!(ready.status, 200, "{}", ready.text);
     assert_eq!(ready.body["checks"]["redis"], "unavailable");
     assert_eq!(ready.body["checks"]["database"], "ok");
 }

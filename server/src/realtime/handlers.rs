@@ -1,0 +1,366 @@
+//! The handshake and the client → server events.
+
+use std::fmt;
+
+use protocol::{JoinRequest, LeaveRequest, SocketCreateTask, SocketDeleteTask, SocketUpdateTask};
+use serde::de::DeserializeOwned;
+use serde_json::{json, Value};
+use socketioxide::extract::{AckSender, SocketRef, State, TryData};
+use socketioxide::socket::DisconnectReason;
+use uuid::Uuid;
+
+use super::{presence, stream, Adapter, Realtime};
+use crate::auth::token_hash;
+use crate::db;
+use crate::error::ApiError;
+use crate::http::access::{authorize, Need};
+use crate::http::extract::parse_json;
+
+/// The signed-in user of a socket, stored in its extensions at handshake.
+#[derive(Debug, Clone)]
+pub struct SessionUser {
+    pub id: Uuid,
+    pub name: String,
+}
+
+#[derive(serde::Deserialize)]
+pub struct Handshake {
+    pub token: String,
+}
+
+/// Why a handshake was refused; its text is the `connect_error` message.
+#[derive(Debug)]
+pub struct Refused(String);
+
+impl fmt::Display for Refused {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Every socket of a user is in this room, so a revocation can reach them on
+/// every instance through the adapter.
+pub fn user_room(user: Uuid) -> String {
+    format!("user:{user}")
+}
+
+/// Handshake middleware: checks the `auth` token before the connection is
+/// accepted, and registers the event handlers here — before the client can
+/// send anything — so a `join` sent right on `connect` is never missed.
+pub async fn authenticate(
+    socket: SocketRef<Adapter>,
+    TryData(handshake): TryData<Handshake>,
+    State(realtime): State<Realtime>,
+) -> Result<(), Refused> {
+    let handshake = handshake.map_err(|_| {
+        Refused("missing credentials: connect with auth {\"token\": \"<token>\"}".into())
+    })?;
+    let user = db::users::session_user(realtime.db(), &token_hash(&handshake.token))
+        .await
+        .map_err(|_| Refused("service unavailable; retry shortly".into()))?
+        .ok_or_else(|| Refused("invalid or expired token".into()))?;
+    let id = Uuid::parse_str(&user.id).map_err(|_| Refused("invalid user".into()))?;
+    socket.extensions.insert(SessionUser {
+        id,
+        name: user.name,
+    });
+    socket.join(user_room(id));
+
+    socket.on("join", on_join);
+    socket.on("leave", on_leave);
+    socket.on("task:create", on_create);
+    socket.on("task:update", on_update);
+    socket.on("task:delete", on_delete);
+    socket.on_disconnect(on_disconnect);
+    metrics::gauge!("realtime_connections").increment(1.0);
+    metrics::counter!("realtime_connections_total").increment(1);
+    Ok(())
+}
+
+pub async fn on_connect(_socket: SocketRef<Adapter>) {}
+
+async fn on_disconnect(
+    socket: SocketRef<Adapter>,
+    reason: DisconnectReason,
+    State(realtime): State<Realtime>,
+) {
+    metrics::gauge!("realtime_connections").decrement(1.0);
+    tracing::debug!(socket = %socket.id, ?reason, "socket disconnected");
+    for room in socket.rooms() {
+        if let Some(project) = room
+            .strip_prefix("project:")
+            .and_then(|id| Uuid::parse_str(id).ok())
+        {
+            realtime.presence_changed(project, Some(socket.id)).await;
+        }
+    }
+}
+
+/// A refusal in the acknowledgement: `{"ok": false, "error": {code, message}}`.
+fn refusal(code: &str, message: impl Into<String>) -> Value {
+    json!({"ok": false, "error": {"code": code, "message": message.into()}})
+}
+
+fn api_refusal(error: &ApiError) -> Value {
+    let body = error.body();
+    json!({"ok": false, "error": {"code": body.error.code, "message": body.error.message, "status": error.status().as_u16()}})
+}
+
+/// Parses an event payload as the REST layer parses a body, so both give the
+/// same errors.
+fn payload<T: DeserializeOwned>(
+    value: Result<Value, socketioxide::ParserError>,
+) -> Result<T, ApiError> {
+    let value = value.map_err(|_| {
+        ApiError::BadRequest("malformed_payload", "payload must be a JSON object".into())
+    })?;
+    let bytes = serde_json::to_vec(&value).map_err(anyhow::Error::from)?;
+    parse_json(&bytes)
+}
+
+fn user_of(socket: &SocketRef<Adapter>) -> Option<SessionUser> {
+    socket.extensions.get::<SessionUser>()
+}
+
+async fn on_join(
+    socket: SocketRef<Adapter>,
+    TryData(request): TryData<Value>,
+    ack: AckSender<Adapter>,
+    State(realtime): State<Realtime>,
+) {
+    let Some(user) = user_of(&socket) else {
+        let _ = ack.send(&refusal("unauthorized", "not signed in"));
+        return;
+    };
+    let request: JoinRequest = match payload(request) {
+        Ok(request) => request,
+        Err(error) => {
+            let _ = ack.send(&api_refusal(&error));
+            return;
+        }
+    };
+    let project = match authorize(realtime.db(), &request.project_id, user.id, Need::Read).await {
+        Ok((project, _)) => project,
+        Err(error) => {
+            let _ = ack.send(&api_refusal(&error));
+            return;
+        }
+    };
+    if request.since.is_some_and(|since| since < 0) {
+        let _ = ack.send(&refusal("invalid_since", "since must not be negative"));
+        return;
+    }
+    if realtime.join(&socket, project, request.since, ack).await {
+        let users = realtime.current_presence(project);
+        presence::tell(&socket, project, &users);
+        realtime.presence_changed(project, None).await;
+    }
+}
+
+impl Realtime {
+    /// Subscribes `socket` to `project`: under the project stream's lock,
+    /// catches the stream up with the database, replays `since < seq ≤ S` to
+    /// this socket, enters the room and acknowledges `{ok, seq: S}` — so the
+    /// first live event this socket sees is exactly S + 1. Returns whether the
+    /// join succeeded (the ack is sent either way).
+    async fn join(
+        &self,
+        socket: &SocketRef<Adapter>,
+        project: Uuid,
+        since: Option<i64>,
+        ack: AckSender<Adapter>,
+    ) -> bool {
+        loop {
+            let stream = self.stream(project);
+            let mut state = stream.state.lock().await;
+            if state.retired {
+                continue;
+            }
+            let latest = match db::events::latest_seq(self.db(), project).await {
+                Ok(latest) => latest,
+                Err(error) => {
+                    let _ = ack.send(&api_refusal(&error));
+                    return false;
+                }
+            };
+            state.start(latest);
+            if let Err(error) = state
+                .fill(self.io(), &stream, self.db(), Some(latest))
+                .await
+            {
+                let _ = ack.send(&api_refusal(&error));
+                return false;
+            }
+            let subscribed_at = state.delivered.unwrap_or(latest);
+            if let Some(since) = since {
+                if since > subscribed_at {
+                    let _ = ack.send(&refusal(
+                        "invalid_since",
+                        format!("since {since} is after the latest seq {subscribed_at}"),
+                    ));
+                    return false;
+                }
+                if subscribed_at - since > self.0.settings.replay_max_events {
+                    let _ = ack.send(&refusal(
+                        "resync_required",
+                        format!(
+                            "more than {} events were missed; reload the project and join without since",
+                            self.0.settings.replay_max_events
+                        ),
+                    ));
+                    return false;
+                }
+                if let Err(error) = self.replay(socket, project, since, subscribed_at).await {
+                    let _ = ack.send(&api_refusal(&error));
+                    return false;
+                }
+            }
+            socket.join(stream.room.clone());
+            let _ = ack.send(&json!({"ok": true, "seq": subscribed_at}));
+            return true;
+        }
+    }
+
+    async fn replay(
+        &self,
+        socket: &SocketRef<Adapter>,
+        project: Uuid,
+        since: i64,
+        until: i64,
+    ) -> crate::error::Result<()> {
+        let mut after = since;
+        while after < until {
+            let events = db::events::since(
+                self.db(),
+                project,
+                after,
+                (until - after).min(db::events::MAX_PAGE),
+            )
+            .await?;
+            let Some(last) = events.last() else {
+                break;
+            };
+            after = last.seq;
+            for event in &events {
+                let payload =
+                    serde_json::value::to_raw_value(event).map_err(anyhow::Error::from)?;
+                if !stream::send(socket, &payload) {
+                    return Err(ApiError::Unavailable(
+                        "could not replay: the connection is not keeping up".into(),
+                    ));
+                }
+            }
+            metrics::counter!("realtime_replayed_events_total").increment(events.len() as u64);
+        }
+        Ok(())
+    }
+}
+
+async fn on_leave(
+    socket: SocketRef<Adapter>,
+    TryData(request): TryData<Value>,
+    ack: AckSender<Adapter>,
+    State(realtime): State<Realtime>,
+) {
+    let request: LeaveRequest = match payload(request) {
+        Ok(request) => request,
+        Err(error) => {
+            let _ = ack.send(&api_refusal(&error));
+            return;
+        }
+    };
+    let Ok(project) = Uuid::parse_str(&request.project_id) else {
+        let _ = ack.send(&json!({"ok": true}));
+        return;
+    };
+    socket.leave(stream::room(project));
+    let _ = ack.send(&json!({"ok": true}));
+    realtime.presence_changed(project, None).await;
+}
+
+async fn on_create(
+    socket: SocketRef<Adapter>,
+    TryData(request): TryData<Value>,
+    ack: AckSender<Adapter>,
+    State(realtime): State<Realtime>,
+) {
+    let result = async {
+        let user =
+            user_of(&socket).ok_or_else(|| ApiError::Unauthorized("not signed in".into()))?;
+        let request: SocketCreateTask = payload(request)?;
+        let (project, _) =
+            authorize(realtime.db(), &request.project_id, user.id, Need::Write).await?;
+        let (task, events) =
+            db::tasks::create(realtime.db(), project, user.id, request.task).await?;
+        realtime.publish(events);
+        Ok::<_, ApiError>(task)
+    }
+    .await;
+    let _ = ack.send(&task_reply(result));
+}
+
+async fn on_update(
+    socket: SocketRef<Adapter>,
+    TryData(request): TryData<Value>,
+    ack: AckSender<Adapter>,
+    State(realtime): State<Realtime>,
+) {
+    let result = async {
+        let user =
+            user_of(&socket).ok_or_else(|| ApiError::Unauthorized("not signed in".into()))?;
+        let request: SocketUpdateTask = payload(request)?;
+        let (project, _) =
+            authorize(realtime.db(), &request.project_id, user.id, Need::Write).await?;
+        let (task, events) = db::tasks::update(
+            realtime.db(),
+            project,
+            user.id,
+            request.id,
+            request.changes,
+            request.if_match,
+        )
+        .await?;
+        realtime.publish(events);
+        Ok::<_, ApiError>(task)
+    }
+    .await;
+    let _ = ack.send(&task_reply(result));
+}
+
+async fn on_delete(
+    socket: SocketRef<Adapter>,
+    TryData(request): TryData<Value>,
+    ack: AckSender<Adapter>,
+    State(realtime): State<Realtime>,
+) {
+    let result = async {
+        let user =
+            user_of(&socket).ok_or_else(|| ApiError::Unauthorized("not signed in".into()))?;
+        let request: SocketDeleteTask = payload(request)?;
+        let (project, _) =
+            authorize(realtime.db(), &request.project_id, user.id, Need::Write).await?;
+        let events = db::tasks::delete(
+            realtime.db(),
+            project,
+            user.id,
+            request.id,
+            request.if_match,
+        )
+        .await?;
+        realtime.publish(events);
+        Ok::<_, ApiError>(())
+    }
+    .await;
+    let reply = match result {
+        Ok(()) => json!({"ok": true}),
+        Err(error) => api_refusal(&error),
+    };
+    let _ = ack.send(&reply);
+}
+
+fn task_reply(result: Result<protocol::Task, ApiError>) -> Value {
+    match result {
+        Ok(task) => json!({"ok": true, "task": task}),
+        Err(error) => api_refusal(&error),
+    }
+}

@@ -1,0 +1,495 @@
+//! Real time: Socket.IO on the same server, one room per project, events
+//! delivered exactly once and in seq order to every joined socket, on every
+//! instance.
+//!
+//! - `handlers` — handshake authentication and the client events (`join`,
+//!   `leave`, `task:*`).
+//! - `stream` — per-project ordering and gap filling on this instance.
+//! - `presence` — who is joined, across instances.
+//! - `bus` — Redis pub/sub between instances (also the socketioxide adapter's
+//!   driver); disabled without `REDIS_URL`.
+//!
+//! Only this module knows Socket.IO.
+
+pub mod bus;
+mod handlers;
+mod presence;
+mod stream;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use futures::StreamExt;
+use protocol::{Event, PresenceUser};
+use serde::{Deserialize, Serialize};
+use socketioxide::adapter::Emitter;
+use socketioxide::handler::ConnectHandler;
+use socketioxide::layer::SocketIoLayer;
+use socketioxide::SocketIo;
+use socketioxide_redis::drivers::Driver;
+use socketioxide_redis::{CustomRedisAdapter, RedisAdapterConfig, RedisAdapterCtr};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::config::Config;
+pub use bus::Bus;
+use stream::ProjectStream;
+
+pub type Adapter = CustomRedisAdapter<Emitter, Bus>;
+pub type Io = SocketIo<Adapter>;
+
+/// How often each instance compares its streams with the database, catching
+/// anything the bus lost. Faster while Redis is down.
+const RECONCILE_EVERY: Duration = Duration::from_secs(5);
+const RECONCILE_EVERY_DEGRADED: Duration = Duration::from_secs(1);
+/// How often the bus's health is checked.
+const HEALTH_EVERY: Duration = Duration::from_secs(1);
+/// How often streams without local sockets are dropped.
+const SWEEP_EVERY: Duration = Duration::from_secs(30);
+
+/// What instances tell each other.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+enum BusMessage {
+    /// Events committed by `instance`, in seq order.
+    Events { instance: Uuid, events: Vec<Event> },
+    /// `instance`'s local users in `project`.
+    Presence {
+        instance: Uuid,
+        project: Uuid,
+        users: Vec<PresenceUser>,
+    },
+}
+
+/// Socket.IO settings, from [`Config`].
+#[derive(Debug, Clone)]
+pub struct RealtimeSettings {
+    pub ping_interval: Duration,
+    pub ping_timeout: Duration,
+    pub max_payload: u64,
+    pub send_buffer_packets: usize,
+    pub replay_max_events: i64,
+    /// Prefix of our Redis channels.
+    pub redis_prefix: String,
+}
+
+impl RealtimeSettings {
+    pub fn from_config(config: &Config) -> Self {
+        RealtimeSettings {
+            ping_interval: Duration::from_millis(config.socket_ping_interval_ms),
+            ping_timeout: Duration::from_millis(config.socket_ping_timeout_ms),
+            max_payload: config.socket_max_payload_bytes,
+            send_buffer_packets: config.socket_send_buffer_packets,
+            replay_max_events: config.replay_max_events,
+            redis_prefix: config.redis_prefix.clone(),
+        }
+    }
+}
+
+/// The real-time hub of one instance. Cheap to clone.
+#[derive(Clone)]
+pub struct Realtime(Arc<Inner>);
+
+struct Inner {
+    db: PgPool,
+    bus: Bus,
+    io: OnceLock<Io>,
+    /// Projects with sockets on this instance.
+    streams: Mutex<HashMap<Uuid, Arc<ProjectStream>>>,
+    presence: presence::PresenceBook,
+    /// Identifies this instance on the bus.
+    instance: Uuid,
+    settings: RealtimeSettings,
+    /// Our own bus channel; the adapter has its own beside it.
+    channel: String,
+    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+impl Realtime {
+    /// Builds the Socket.IO layer and starts the background work.
+    pub async fn start(
+        db: PgPool,
+        bus: Bus,
+        settings: RealtimeSettings,
+    ) -> anyhow::Result<(Realtime, SocketIoLayer<Adapter>)> {
+        let realtime = Realtime(Arc::new(Inner {
+            db,
+            bus: bus.clone(),
+            io: OnceLock::new(),
+            streams: Mutex::default(),
+            presence: presence::PresenceBook::default(),
+            instance: Uuid::new_v4(),
+            settings: settings.clone(),
+            channel: format!("{}:realtime", settings.redis_prefix),
+            tasks: Mutex::default(),
+        }));
+        let adapter = RedisAdapterCtr::new_with_driver(
+            bus.clone(),
+            RedisAdapterConfig::new()
+                .with_prefix(format!("{}:socket.io", settings.redis_prefix))
+                .with_request_timeout(Duration::from_secs(2)),
+        );
+        let (layer, io) = SocketIo::builder()
+            .ping_interval(settings.ping_interval)
+            .ping_timeout(settings.ping_timeout)
+            .max_payload(settings.max_payload)
+            .ws_max_message_size(settings.max_payload as usize)
+            .max_buffer_size(settings.send_buffer_packets)
+            .with_state(realtime.clone())
+            .with_adapter::<Adapter>(adapter)
+            .build_layer();
+        io.ns("/", handlers::on_connect.with(handlers::authenticate))
+            .await
+            .map_err(|error| anyhow::anyhow!("socket.io namespace: {error}"))?;
+        let _ = realtime.0.io.set(io);
+
+        let mut tasks = Vec::new();
+        if bus.is_enabled() {
+            let messages = bus
+                .subscribe(realtime.0.channel.clone(), 8_192)
+                .await
+                .map_err(|error| anyhow::anyhow!("bus subscription: {error}"))?;
+            tasks.push(tokio::spawn(realtime.clone().consume(messages)));
+        }
+        tasks.push(tokio::spawn(realtime.clone().watch_bus()));
+        tasks.push(tokio::spawn(realtime.clone().reconcile_forever()));
+        tasks.push(tokio::spawn(realtime.clone().sweep_forever()));
+        tasks.push(tokio::spawn(realtime.clone().heartbeat_forever()));
+        if let Ok(mut slot) = realtime.0.tasks.lock() {
+            slot.extend(tasks);
+        }
+        Ok((realtime, layer))
+    }
+
+    fn io(&self) -> &Io {
+        self.0
+            .io
+            .get()
+            .expect("io is set before any socket connects")
+    }
+
+    pub fn db(&self) -> &PgPool {
+        &self.0.db
+    }
+
+    /// Whether events reach the other instances right now.
+    pub fn fanout_up(&self) -> bool {
+        self.0.bus.is_up()
+    }
+
+    pub fn bus(&self) -> &Bus {
+        &self.0.bus
+    }
+
+    /// Disconnects every socket and stops the background work (shutdown).
+    pub async fn close(&self) {
+        if let Ok(mut tasks) = self.0.tasks.lock() {
+            for task in tasks.drain(..) {
+                task.abort();
+            }
+        }
+        if let Some(io) = self.0.io.get() {
+            io.clone().close().await;
+        }
+    }
+
+    /// Hands committed events to local subscribers and to the other instances.
+    /// Called right after the commit; returns at once.
+    pub fn publish(&self, events: Vec<Event>) {
+        if events.is_empty() {
+            return;
+        }
+        let realtime = self.clone();
+        tokio::spawn(async move {
+            realtime.offer(events.clone()).await;
+            if realtime.0.bus.is_enabled() {
+                let message = BusMessage::Events {
+                    instance: realtime.0.instance,
+                    events,
+                };
+                realtime.broadcast(&message).await;
+            }
+        });
+    }
+
+    async fn broadcast(&self, message: &BusMessage) {
+        let Ok(payload) = serde_json::to_vec(message) else {
+            return;
+        };
+        if let Err(error) = self.0.bus.publish(self.0.channel.clone(), payload).await {
+            metrics::counter!("bus_publish_failures_total").increment(1);
+            tracing::debug!(%error, "bus publish failed; other instances catch up by reconciling");
+        }
+    }
+
+    /// Offers events (all of one project) to that project's local stream.
+    async fn offer(&self, events: Vec<Event>) {
+        let Some(project) = events
+            .first()
+            .and_then(|event| Uuid::parse_str(&event.project_id).ok())
+        else {
+            return;
+        };
+        let Some(stream) = self.existing_stream(project) else {
+            return;
+        };
+        let mut state = stream.state.lock().await;
+        let gap = state.offer(self.io(), &stream, events);
+        if gap {
+            if state.gap_is_urgent() {
+                if let Err(error) = state.fill(self.io(), &stream, &self.0.db, None).await {
+                    tracing::warn!(%error, "gap fill failed");
+                }
+            } else if state.schedule_fill() {
+                let realtime = self.clone();
+                let stream = stream.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(stream::GAP_GRACE).await;
+                    let mut state = stream.state.lock().await;
+                    if let Err(error) = state
+                        .fill(realtime.io(), &stream, &realtime.0.db, None)
+                        .await
+                    {
+                        tracing::warn!(%error, "gap fill failed");
+                    }
+                });
+            }
+        }
+    }
+
+    fn existing_stream(&self, project: Uuid) -> Option<Arc<ProjectStream>> {
+        self.0.streams.lock().ok()?.get(&project).cloned()
+    }
+
+    fn stream(&self, project: Uuid) -> Arc<ProjectStream> {
+        let mut streams = self
+            .0
+            .streams
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let stream = streams
+            .entry(project)
+            .or_insert_with(|| Arc::new(ProjectStream::new(project)))
+            .clone();
+        metrics::gauge!("realtime_projects").set(streams.len() as f64);
+        stream
+    }
+
+    /// Makes every socket of `user` leave `project`, on every instance (a
+    /// removed member's subscription ends at once).
+    pub async fn revoke(&self, project: Uuid, user: Uuid) {
+        let result = self
+            .io()
+            .to(handlers::user_room(user))
+            .leave(stream::room(project))
+            .await;
+        if let Err(error) = result {
+            tracing::warn!(%error, "could not revoke on other instances; revoking locally");
+            for socket in self.io().local().to(handlers::user_room(user)).sockets() {
+                socket.leave(stream::room(project));
+            }
+        }
+        self.presence_changed(project, None).await;
+    }
+
+    /// Recomputes a project's presence after a local change, shares the local
+    /// part with other instances, and tells local sockets if it changed.
+    async fn presence_changed(&self, project: Uuid, departing: Option<socketioxide::socket::Sid>) {
+        let local = presence::local_users(self.io(), project, departing);
+        if self.0.bus.is_enabled() {
+            let message = BusMessage::Presence {
+                instance: self.0.instance,
+                project,
+                users: local.iter().cloned().collect(),
+            };
+            self.broadcast(&message).await;
+        }
+        self.announce_if_changed(project, &local).await;
+    }
+
+    async fn announce_if_changed(
+        &self,
+        project: Uuid,
+        local: &std::collections::BTreeSet<PresenceUser>,
+    ) {
+        let users = self.0.presence.union(project, local);
+        if self.0.presence.changed(project, &users) {
+            presence::announce(self.io(), project, &users).await;
+        }
+    }
+
+    fn current_presence(&self, project: Uuid) -> std::collections::BTreeSet<PresenceUser> {
+        let local = presence::local_users(self.io(), project, None);
+        self.0.presence.union(project, &local)
+    }
+
+    /// Reads messages from the other instances.
+    async fn consume(
+        self,
+        mut messages: socketioxide_redis::drivers::MessageStream<
+            socketioxide_redis::drivers::ChanItem,
+        >,
+    ) {
+        while let Some((_, payload)) = messages.next().await {
+            match serde_json::from_slice::<BusMessage>(&payload) {
+                Ok(BusMessage::Events { instance, events }) if instance != self.0.instance => {
+                    self.offer(events).await;
+                }
+                Ok(BusMessage::Presence {
+                    instance,
+                    project,
+                    users,
+                }) if instance != self.0.instance => {
+                    self.0.presence.remember_remote(project, instance, users);
+                    let local = presence::local_users(self.io(), project, None);
+                    self.announce_if_changed(project, &local).await;
+                }
+                Ok(_) => {}
+                Err(error) => tracing::warn!(%error, "unreadable bus message"),
+            }
+        }
+    }
+
+    /// Tracks the bus's health; when Redis comes back, catches up at once.
+    async fn watch_bus(self) {
+        let mut interval = tokio::time::interval(HEALTH_EVERY);
+        loop {
+            interval.tick().await;
+            let (up, came_back) = self.0.bus.check().await;
+            metrics::gauge!("realtime_fanout_up").set(f64::from(u8::from(up)));
+            if came_back {
+                tracing::info!("bus is back; catching up from the database");
+                self.reconcile().await;
+                self.heartbeat().await;
+            }
+        }
+    }
+
+    async fn reconcile_forever(self) {
+        loop {
+            let pause = if self.0.bus.is_up() {
+                RECONCILE_EVERY
+            } else {
+                RECONCILE_EVERY_DEGRADED
+            };
+            tokio::time::sleep(pause).await;
+            self.reconcile().await;
+        }
+    }
+
+    /// Compares every local stream with the project's latest seq in the
+    /// database and delivers whatever is missing. This is what makes delivery
+    /// independent of the bus: a lost message costs latency, never an event.
+    async fn reconcile(&self) {
+        let streams: Vec<Arc<ProjectStream>> = match self.0.streams.lock() {
+            Ok(streams) => streams.values().cloned().collect(),
+            Err(_) => return,
+        };
+        if streams.is_empty() {
+            return;
+        }
+        let projects: Vec<Uuid> = streams.iter().map(|stream| stream.project).collect();
+        let latest: Vec<(Uuid, i64)> = match sqlx::query_as(
+            "select project_id, last_seq from projects where project_id = any($1)",
+        )
+        .bind(&projects)
+        .fetch_all(&self.0.db)
+        .await
+        {
+            Ok(rows) => rows,
+            Err(error) => {
+                tracing::warn!(%error, "reconcile: database unavailable");
+                return;
+            }
+        };
+        let latest: HashMap<Uuid, i64> = latest.into_iter().collect();
+        for stream in streams {
+            let Some(&last_seq) = latest.get(&stream.project) else {
+                continue;
+            };
+            let mut state = stream.state.lock().await;
+            if state
+                .delivered
+                .is_some_and(|delivered| delivered < last_seq)
+            {
+                metrics::counter!("realtime_reconcile_catch_ups_total").increment(1);
+                if let Err(error) = state
+                    .fill(self.io(), &stream, &self.0.db, Some(last_seq))
+                    .await
+                {
+                    tracing::warn!(%error, "reconcile fill failed");
+                }
+            }
+        }
+    }
+
+    async fn sweep_forever(self) {
+        let mut interval = tokio::time::interval(SWEEP_EVERY);
+        loop {
+            interval.tick().await;
+            let streams: Vec<Arc<ProjectStream>> = match self.0.streams.lock() {
+                Ok(streams) => streams.values().cloned().collect(),
+                Err(_) => continue,
+            };
+            for stream in streams {
+                if !self
+                    .io()
+                    .local()
+                    .to(stream.room.clone())
+                    .sockets()
+                    .is_empty()
+                {
+                    continue;
+                }
+                let mut state = stream.state.lock().await;
+                // Re-check under the lock: a join holds it while entering the room.
+                if self
+                    .io()
+                    .local()
+                    .to(stream.room.clone())
+                    .sockets()
+                    .is_empty()
+                {
+                    state.retired = true;
+                    if let Ok(mut streams) = self.0.streams.lock() {
+                        streams.remove(&stream.project);
+                        metrics::gauge!("realtime_projects").set(streams.len() as f64);
+                    }
+                }
+            }
+        }
+    }
+
+    async fn heartbeat_forever(self) {
+        let mut interval = tokio::time::interval(presence::HEARTBEAT);
+        loop {
+            interval.tick().await;
+            self.heartbeat().await;
+        }
+    }
+
+    /// Republishes local presence and expires what other instances stopped
+    /// refreshing.
+    async fn heartbeat(&self) {
+        let mut projects: Vec<Uuid> = match self.0.streams.lock() {
+            Ok(streams) => streams.keys().copied().collect(),
+            Err(_) => return,
+        };
+        projects.extend(self.0.presence.remote_projects());
+        projects.sort_unstable();
+        projects.dedup();
+        for project in projects {
+            let local = presence::local_users(self.io(), project, None);
+            if self.0.bus.is_enabled() && !local.is_empty() {
+                let message = BusMessage::Presence {
+                    instance: self.0.instance,
+                    project,
+                    users: local.iter().cloned().collect(),
+                };
+                self.broadcast(&message).await;
+            }
+            self.announce_if_changed(project, &local).await;
+        }
+    }
+}
