@@ -3,6 +3,12 @@ use taskmaster_server::config::{Cli, Command};
 use taskmaster_server::startup::{database, shutdown_signal, Application};
 use taskmaster_server::{db, telemetry};
 
+// jemalloc returns freed memory to the system and fragments less than the
+// system allocator under many connections and bursts of large, short-lived
+// buffers (argon2 uses 19 MiB per hash); see docs/BENCHMARKS.md.
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();

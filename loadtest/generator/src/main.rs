@@ -1,0 +1,144 @@
+//! `loadgen`: many Socket.IO clients and a few REST writers against a running
+//! Task Master deployment, measuring what users feel.
+//!
+//! Scenario: U users, R projects, N WebSocket clients joined across the
+//! projects, W writers PATCHing tasks at X changes/s in total for D seconds.
+//! Reports connection success, write latency, end-to-end delivery latency
+//! (PATCH sent → event received, from the title the writer stamped), expected
+//! against received deliveries (lost, duplicated, out of order), and — given
+//! the server's pids — its peak memory and CPU time per delivery.
+//!
+//! Only for servers you run yourself on this machine: it refuses any address
+//! that is not loopback.
+
+mod client;
+mod report;
+mod setup;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use clap::Parser;
+use tokio::sync::watch;
+
+use report::{Counters, Latencies, ServerSample};
+
+#[derive(Debug, Clone, Parser)]
+#[command(name = "loadgen", about = "Socket.IO and REST load for Task Master")]
+pub struct Args {
+    /// Base URLs of the instances (clients and writers spread over them).
+    #[arg(long, default_value = "http://127.0.0.1:8080", value_delimiter = ',')]
+    pub url: Vec<String>,
+    /// Users to register (clients sign in as them, round-robin).
+    #[arg(long, default_value_t = 50)]
+    pub users: usize,
+    /// Projects to create (clients join them, round-robin).
+    #[arg(long, default_value_t = 50)]
+    pub projects: usize,
+    /// Socket.IO clients to connect.
+    #[arg(long, default_value_t = 1_000)]
+    pub clients: usize,
+    /// Concurrent writers.
+    #[arg(long, default_value_t = 20)]
+    pub writers: usize,
+    /// Changes per second, all writers together.
+    #[arg(long, default_value_t = 200.0)]
+    pub rate: f64,
+    /// Seconds of writing.
+    #[arg(long, default_value_t = 30)]
+    pub duration: u64,
+    /// New connections per second while ramping up.
+    #[arg(long, default_value_t = 1_000)]
+    pub connect_rate: u64,
+    /// Seconds to wait for deliveries after the last write.
+    #[arg(long, default_value_t = 5)]
+    pub grace: u64,
+    /// Pids of the server processes, to report their memory and CPU.
+    #[arg(long, value_delimiter = ',')]
+    pub server_pid: Vec<u32>,
+    /// Also write the report as JSON to this file.
+    #[arg(long)]
+    pub json: Option<std::path::PathBuf>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    for url in &args.url {
+        let host = url
+            .split("://")
+            .nth(1)
+            .and_then(|rest| rest.split(['/', ':']).next())
+            .unwrap_or_default();
+        if !matches!(host, "127.0.0.1" | "localhost" | "[") && !host.starts_with("127.") {
+            bail!("{url}: loadgen only targets servers on this machine (loopback)");
+        }
+    }
+    if args.projects == 0 || args.users == 0 || args.writers == 0 {
+        bail!("--users, --projects and --writers must be at least 1");
+    }
+    let limit = rlimit::increase_nofile_limit(u64::MAX).context("raising the open-file limit")?;
+    if (limit as usize) < args.clients + 256 {
+        eprintln!("warning: open-file limit {limit} is below --clients + 256");
+    }
+
+    eprintln!(
+        "setting up {} users and {} projects…",
+        args.users, args.projects
+    );
+    let world = Arc::new(setup::prepare(&args).await?);
+
+    let counters = Arc::new(Counters::default());
+    let latencies = Arc::new(Latencies::new());
+    let (stop_tx, stop_rx) = watch::channel(false);
+
+    eprintln!("connecting {} clients…", args.clients);
+    let ramp_started = Instant::now();
+    let clients = client::spawn_all(&args, &world, &counters, &latencies, stop_rx.clone()).await;
+    let connected = counters.connected();
+    eprintln!(
+        "{connected} of {} connected and joined in {:.1}s",
+        args.clients,
+        ramp_started.elapsed().as_secs_f64()
+    );
+
+    let server_before = ServerSample::take(&args.server_pid);
+    let peak_watch = report::watch_peak_rss(args.server_pid.clone(), stop_rx.clone());
+    let deliveries_before = counters.received();
+
+    eprintln!(
+        "writing {:.0} changes/s with {} writers for {}s…",
+        args.rate, args.writers, args.duration
+    );
+    let writes = setup::write_for(&args, &world, Duration::from_secs(args.duration)).await;
+    tokio::time::sleep(Duration::from_secs(args.grace)).await;
+
+    let server_after = ServerSample::take(&args.server_pid);
+    let deliveries = counters.received() - deliveries_before;
+    let _ = stop_tx.send(true);
+    let outcomes = futures::future::join_all(clients).await;
+    let peak_rss = peak_watch.await.unwrap_or_default();
+
+    let latest = setup::latest_seqs(&world).await?;
+    let report = report::Report::build(
+        &args,
+        &counters,
+        &latencies,
+        &writes,
+        outcomes.into_iter().flatten().flatten().collect(),
+        &latest,
+        deliveries,
+        server_before,
+        server_after,
+        peak_rss,
+    );
+    report.print();
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_vec_pretty(&report)?)?;
+    }
+    if report.lost > 0 || report.duplicated > 0 || report.out_of_order > 0 {
+        std::process::exit(2);
+    }
+    Ok(())
+}

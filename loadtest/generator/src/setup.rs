@@ -1,0 +1,216 @@
+//! The REST side: creating users and projects, and the writers.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context};
+use futures::{StreamExt, TryStreamExt};
+use hdrhistogram::Histogram;
+use serde_json::{json, Value};
+
+use crate::Args;
+
+/// What the clients and writers work on.
+pub struct World {
+    pub urls: Vec<String>,
+    pub owner_token: String,
+    pub user_tokens: Vec<String>,
+    pub projects: Vec<String>,
+    http: reqwest::Client,
+}
+
+pub struct WriteStats {
+    pub latency: Histogram<u64>,
+    pub ok: u64,
+    pub failed: u64,
+}
+
+fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .pool_max_idle_per_host(64)
+        .build()
+        .expect("http client")
+}
+
+async fn post(
+    http: &reqwest::Client,
+    url: &str,
+    token: Option<&str>,
+    body: Value,
+) -> anyhow::Result<Value> {
+    let mut request = http.post(url).json(&body);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request
+        .send()
+        .await
+        .with_context(|| format!("POST {url}"))?;
+    let status = response.status();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    if status.as_u16() == 429 {
+        bail!("{url}: rate limited; run the server with LOGIN_ATTEMPTS_PER_IP_PER_MINUTE=1000000 for load tests");
+    }
+    if !status.is_success() {
+        bail!("POST {url}: {status} {body}");
+    }
+    Ok(body)
+}
+
+pub async fn prepare(args: &Args) -> anyhow::Result<World> {
+    let http = http();
+    let base = args.url[0].trim_end_matches('/').to_owned();
+    let run = uuid::Uuid::new_v4().simple().to_string();
+    let register = |name: String| {
+        let (http, base, run) = (http.clone(), base.clone(), run.clone());
+        async move {
+            let body = json!({"email": format!("{name}-{run}@load.test"), "name": name, "password": "load test password"});
+            let answer = post(&http, &format!("{base}/api/v1/auth/register"), None, body).await?;
+            let token = answer["token"].as_str().context("token")?.to_owned();
+            let email = answer["user"]["email"]
+                .as_str()
+                .context("email")?
+                .to_owned();
+            anyhow::Ok((token, email))
+        }
+    };
+    let (owner_token, _) = register("owner".into()).await?;
+    let users: Vec<(String, String)> =
+        futures::stream::iter((0..args.users).map(|n| register(format!("user{n}"))))
+            .buffered(8)
+            .try_collect()
+            .await?;
+
+    let mut projects = Vec::with_capacity(args.projects);
+    for n in 0..args.projects {
+        let project = post(
+            &http,
+            &format!("{base}/api/v1/projects"),
+            Some(&owner_token),
+            json!({"name": format!("load {n}")}),
+        )
+        .await?;
+        let id = project["id"].as_str().context("project id")?.to_owned();
+        post(
+            &http,
+            &format!("{base}/api/v1/projects/{id}/tasks"),
+            Some(&owner_token),
+            json!({"title": "load target"}),
+        )
+        .await?;
+        projects.push(id);
+    }
+    let memberships = projects.iter().flat_map(|project| {
+        users
+            .iter()
+            .map(move |(_, email)| (project.clone(), email.clone()))
+    });
+    futures::stream::iter(memberships.map(|(project, email)| {
+        let (http, base, owner) = (http.clone(), base.clone(), owner_token.clone());
+        async move {
+            post(
+                &http,
+                &format!("{base}/api/v1/projects/{project}/members"),
+                Some(&owner),
+                json!({"email": email, "role": "editor"}),
+            )
+            .await
+        }
+    }))
+    .buffer_unordered(32)
+    .try_collect::<Vec<_>>()
+    .await?;
+
+    Ok(World {
+        urls: args
+            .url
+            .iter()
+            .map(|url| url.trim_end_matches('/').to_owned())
+            .collect(),
+        owner_token,
+        user_tokens: users.into_iter().map(|(token, _)| token).collect(),
+        projects,
+        http,
+    })
+}
+
+/// Microseconds since the Unix epoch: what writers stamp into titles and
+/// clients subtract from their receive time.
+pub fn now_micros() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_micros() as u64)
+        .unwrap_or_default()
+}
+
+/// Runs the writers for `duration` and collects their latencies.
+pub async fn write_for(args: &Args, world: &World, duration: Duration) -> WriteStats {
+    let per_writer = args.rate / args.writers as f64;
+    let interval = Duration::from_secs_f64(1.0 / per_writer.max(0.001));
+    let deadline = Instant::now() + duration;
+    let writers = (0..args.writers).map(|writer| async move {
+        let mut latency = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram");
+        let (mut ok, mut failed) = (0u64, 0u64);
+        let mut ticker = tokio::time::interval(interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut n = 0usize;
+        while Instant::now() < deadline {
+            ticker.tick().await;
+            let project = &world.projects[(writer + n * args.writers) % world.projects.len()];
+            let base = &world.urls[(writer + n) % world.urls.len()];
+            n += 1;
+            let sent = now_micros();
+            let started = Instant::now();
+            let result = world
+                .http
+                .patch(format!("{base}/api/v1/projects/{project}/tasks/1"))
+                .bearer_auth(&world.owner_token)
+                .json(&json!({"title": format!("lg {sent} w{writer}")}))
+                .send()
+                .await;
+            match result {
+                Ok(response) if response.status().is_success() => {
+                    ok += 1;
+                    let _ = latency.record(started.elapsed().as_micros() as u64);
+                }
+                _ => failed += 1,
+            }
+        }
+        (latency, ok, failed)
+    });
+    let mut stats = WriteStats {
+        latency: Histogram::new_with_bounds(1, 60_000_000, 3).expect("histogram"),
+        ok: 0,
+        failed: 0,
+    };
+    for (latency, ok, failed) in futures::future::join_all(writers).await {
+        let _ = stats.latency.add(&latency);
+        stats.ok += ok;
+        stats.failed += failed;
+    }
+    stats
+}
+
+/// Each project's latest seq, read after the run.
+pub async fn latest_seqs(world: &World) -> anyhow::Result<HashMap<String, i64>> {
+    let mut latest = HashMap::new();
+    for project in &world.projects {
+        let page: Value = world
+            .http
+            .get(format!(
+                "{}/api/v1/projects/{project}/events?limit=1",
+                world.urls[0]
+            ))
+            .bearer_auth(&world.owner_token)
+            .send()
+            .await?
+            .json()
+            .await?;
+        latest.insert(
+            project.clone(),
+            page["latest_seq"].as_i64().context("latest_seq")?,
+        );
+    }
+    Ok(latest)
+}
