@@ -112,7 +112,7 @@ pub struct Config {
     pub socket_send_buffer_packets: usize,
 
     /// Most events replayed to a `join` with `since`; further behind gets
-    /// `resync_required`. Kept below the send buffer so a replay always fits.
+    /// `resync_required` (the client reloads by REST instead).
     #[arg(long, env = "REPLAY_MAX_EVENTS", default_value_t = 1_000)]
     pub replay_max_events: i64,
 

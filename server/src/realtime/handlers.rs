@@ -1,6 +1,7 @@
 //! The handshake and the client → server events.
 
 use std::fmt;
+use std::time::Duration;
 
 use protocol::{JoinRequest, LeaveRequest, SocketCreateTask, SocketDeleteTask, SocketUpdateTask};
 use serde::de::DeserializeOwned;
@@ -244,15 +245,38 @@ impl Realtime {
             for event in &events {
                 let payload =
                     serde_json::value::to_raw_value(event).map_err(anyhow::Error::from)?;
-                if !stream::send(socket, &payload) {
-                    return Err(ApiError::Unavailable(
-                        "could not replay: the connection is not keeping up".into(),
-                    ));
-                }
+                replay_one(socket, &payload).await?;
             }
             metrics::counter!("realtime_replayed_events_total").increment(events.len() as u64);
         }
         Ok(())
+    }
+}
+
+/// How long a joiner may take to read its replay before the join fails.
+const REPLAY_PATIENCE: Duration = Duration::from_secs(5);
+
+/// Queues one replayed event, waiting for room in the socket's buffer: a
+/// replay may be longer than the buffer, and a joiner that is reading
+/// drains it quickly.
+async fn replay_one(
+    socket: &SocketRef<Adapter>,
+    payload: &serde_json::value::RawValue,
+) -> crate::error::Result<()> {
+    let deadline = tokio::time::Instant::now() + REPLAY_PATIENCE;
+    loop {
+        match stream::try_send(socket, payload) {
+            stream::Sent::Queued => return Ok(()),
+            stream::Sent::Full if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            _ => {
+                let _ = socket.clone().disconnect();
+                return Err(ApiError::Unavailable(
+                    "could not replay: the connection is not reading".into(),
+                ));
+            }
+        }
     }
 }
 
@@ -278,25 +302,69 @@ async fn on_leave(
     realtime.presence_changed(project, None).await;
 }
 
+/// A socket write event: which project it changes.
+trait ProjectWriteRequest: DeserializeOwned {
+    fn project_id(&self) -> &str;
+}
+
+impl ProjectWriteRequest for SocketCreateTask {
+    fn project_id(&self) -> &str {
+        &self.project_id
+    }
+}
+
+impl ProjectWriteRequest for SocketUpdateTask {
+    fn project_id(&self) -> &str {
+        &self.project_id
+    }
+}
+
+impl ProjectWriteRequest for SocketDeleteTask {
+    fn project_id(&self) -> &str {
+        &self.project_id
+    }
+}
+
+/// Runs a write event as the REST handlers do: parse the payload with the
+/// same rules, require the editor role, apply, publish the events; the
+/// outcome (or the error body) goes into the acknowledgement.
+async fn write<R: ProjectWriteRequest>(
+    socket: &SocketRef<Adapter>,
+    request: Result<Value, socketioxide::ParserError>,
+    realtime: &Realtime,
+    apply: impl AsyncFnOnce(Uuid, Uuid, R) -> Result<(Value, Vec<protocol::Event>), ApiError>,
+) -> Value {
+    let result = async {
+        let user = user_of(socket).ok_or_else(|| ApiError::Unauthorized("not signed in".into()))?;
+        let request: R = payload(request)?;
+        let (project, _) =
+            authorize(realtime.db(), request.project_id(), user.id, Need::Write).await?;
+        let (reply, events) = apply(project, user.id, request).await?;
+        realtime.publish(events);
+        Ok::<_, ApiError>(reply)
+    }
+    .await;
+    result.unwrap_or_else(|error| api_refusal(&error))
+}
+
 async fn on_create(
     socket: SocketRef<Adapter>,
     TryData(request): TryData<Value>,
     ack: AckSender<Adapter>,
     State(realtime): State<Realtime>,
 ) {
-    let result = async {
-        let user =
-            user_of(&socket).ok_or_else(|| ApiError::Unauthorized("not signed in".into()))?;
-        let request: SocketCreateTask = payload(request)?;
-        let (project, _) =
-            authorize(realtime.db(), &request.project_id, user.id, Need::Write).await?;
-        let (task, events) =
-            db::tasks::create(realtime.db(), project, user.id, request.task).await?;
-        realtime.publish(events);
-        Ok::<_, ApiError>(task)
-    }
+    let reply = write(
+        &socket,
+        request,
+        &realtime,
+        async |project, user, request: SocketCreateTask| {
+            let (task, events) =
+                db::tasks::create(realtime.db(), project, user, request.task).await?;
+            Ok((json!({"ok": true, "task": task}), events))
+        },
+    )
     .await;
-    let _ = ack.send(&task_reply(result));
+    let _ = ack.send(&reply);
 }
 
 async fn on_update(
@@ -305,26 +373,25 @@ async fn on_update(
     ack: AckSender<Adapter>,
     State(realtime): State<Realtime>,
 ) {
-    let result = async {
-        let user =
-            user_of(&socket).ok_or_else(|| ApiError::Unauthorized("not signed in".into()))?;
-        let request: SocketUpdateTask = payload(request)?;
-        let (project, _) =
-            authorize(realtime.db(), &request.project_id, user.id, Need::Write).await?;
-        let (task, events) = db::tasks::update(
-            realtime.db(),
-            project,
-            user.id,
-            request.id,
-            request.changes,
-            request.if_match,
-        )
-        .await?;
-        realtime.publish(events);
-        Ok::<_, ApiError>(task)
-    }
+    let reply = write(
+        &socket,
+        request,
+        &realtime,
+        async |project, user, request: SocketUpdateTask| {
+            let (task, events) = db::tasks::update(
+                realtime.db(),
+                project,
+                user,
+                request.id,
+                request.changes,
+                request.if_match,
+            )
+            .await?;
+            Ok((json!({"ok": true, "task": task}), events))
+        },
+    )
     .await;
-    let _ = ack.send(&task_reply(result));
+    let _ = ack.send(&reply);
 }
 
 async fn on_delete(
@@ -333,34 +400,17 @@ async fn on_delete(
     ack: AckSender<Adapter>,
     State(realtime): State<Realtime>,
 ) {
-    let result = async {
-        let user =
-            user_of(&socket).ok_or_else(|| ApiError::Unauthorized("not signed in".into()))?;
-        let request: SocketDeleteTask = payload(request)?;
-        let (project, _) =
-            authorize(realtime.db(), &request.project_id, user.id, Need::Write).await?;
-        let events = db::tasks::delete(
-            realtime.db(),
-            project,
-            user.id,
-            request.id,
-            request.if_match,
-        )
-        .await?;
-        realtime.publish(events);
-        Ok::<_, ApiError>(())
-    }
+    let reply = write(
+        &socket,
+        request,
+        &realtime,
+        async |project, user, request: SocketDeleteTask| {
+            let events =
+                db::tasks::delete(realtime.db(), project, user, request.id, request.if_match)
+                    .await?;
+            Ok((json!({"ok": true}), events))
+        },
+    )
     .await;
-    let reply = match result {
-        Ok(()) => json!({"ok": true}),
-        Err(error) => api_refusal(&error),
-    };
     let _ = ack.send(&reply);
-}
-
-fn task_reply(result: Result<protocol::Task, ApiError>) -> Value {
-    match result {
-        Ok(task) => json!({"ok": true, "task": task}),
-        Err(error) => api_refusal(&error),
-    }
 }

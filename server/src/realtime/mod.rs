@@ -297,6 +297,16 @@ impl Realtime {
     /// part with other instances, and tells local sockets if it changed.
     async fn presence_changed(&self, project: Uuid, departing: Option<socketioxide::socket::Sid>) {
         let local = presence::local_users(self.io(), project, departing);
+        self.share_presence(project, &local).await;
+        self.announce_if_changed(project, &local).await;
+    }
+
+    /// Tells the other instances this instance's users in `project`.
+    async fn share_presence(
+        &self,
+        project: Uuid,
+        local: &std::collections::BTreeSet<PresenceUser>,
+    ) {
         if self.0.bus.is_enabled() {
             let message = BusMessage::Presence {
                 instance: self.0.instance,
@@ -305,7 +315,6 @@ impl Realtime {
             };
             self.broadcast(&message).await;
         }
-        self.announce_if_changed(project, &local).await;
     }
 
     async fn announce_if_changed(
@@ -481,13 +490,8 @@ impl Realtime {
         projects.dedup();
         for project in projects {
             let local = presence::local_users(self.io(), project, None);
-            if self.0.bus.is_enabled() && !local.is_empty() {
-                let message = BusMessage::Presence {
-                    instance: self.0.instance,
-                    project,
-                    users: local.iter().cloned().collect(),
-                };
-                self.broadcast(&message).await;
+            if !local.is_empty() {
+                self.share_presence(project, &local).await;
             }
             self.announce_if_changed(project, &local).await;
         }

@@ -159,23 +159,62 @@ fn deliver(io: &Io, room: &str, event: &Event) {
     metrics::counter!("realtime_deliveries_total").increment(delivered);
 }
 
-/// Emits one pre-serialised event to one socket; false if it was not queued.
-pub fn send(socket: &SocketRef<Adapter>, payload: &RawValue) -> bool {
+/// What happened to one event sent to one socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sent {
+    Queued,
+    /// The socket's send buffer is full.
+    Full,
+    /// The socket is gone.
+    Closed,
+}
+
+/// Queues one pre-serialised event on one socket.
+pub fn try_send(socket: &SocketRef<Adapter>, payload: &RawValue) -> Sent {
     match socket.emit("event", payload) {
-        Ok(()) => true,
-        Err(SendError::Socket(SocketError::InternalChannelFull)) => {
-            metrics::counter!("realtime_slow_consumers_disconnected_total").increment(1);
-            tracing::info!(socket = %socket.id, "disconnecting a socket that cannot keep up");
-            let _ = socket.clone().disconnect();
-            false
-        }
+        Ok(()) => Sent::Queued,
+        Err(SendError::Socket(SocketError::InternalChannelFull)) => Sent::Full,
         Err(error) => {
             metrics::counter!("realtime_send_failures_total").increment(1);
-            tracing::warn!(socket = %socket.id, %error, "could not send an event");
-            false
+            tracing::debug!(socket = %socket.id, %error, "could not send an event");
+            Sent::Closed
         }
     }
 }
+
+/// Live delivery: a socket whose buffer is full is too slow to keep up. It
+/// leaves its rooms at once (nothing more is queued for it, so its memory
+/// stays bounded) and is disconnected as soon as the disconnect packet fits
+/// in its buffer; a client that never reads again is dropped by the
+/// heartbeat. True if the event was queued.
+pub fn send(socket: &SocketRef<Adapter>, payload: &RawValue) -> bool {
+    match try_send(socket, payload) {
+        Sent::Queued => true,
+        Sent::Full => {
+            metrics::counter!("realtime_slow_consumers_disconnected_total").increment(1);
+            tracing::info!(socket = %socket.id, "disconnecting a socket that cannot keep up");
+            socket.leave_all();
+            let socket = socket.clone();
+            tokio::spawn(async move {
+                let deadline = tokio::time::Instant::now() + SLOW_CONSUMER_PATIENCE;
+                while tokio::time::Instant::now() < deadline {
+                    match socket.clone().disconnect() {
+                        Err(SocketError::InternalChannelFull) => {
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                        }
+                        _ => return,
+                    }
+                }
+            });
+            false
+        }
+        Sent::Closed => false,
+    }
+}
+
+/// How long a cut-off socket's disconnect is retried; past this the
+/// heartbeat has dropped it anyway.
+const SLOW_CONSUMER_PATIENCE: Duration = Duration::from_secs(60);
 
 fn record_fanout_latency(event: &Event) {
     use time::format_description::well_known::Rfc3339;

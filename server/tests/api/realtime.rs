@@ -446,3 +446,150 @@ async fn joining_while_writes_arrive_neither_skips_nor_repeats() {
         );
     }
 }
+
+#[tokio::test]
+async fn real_time_is_visible_in_metrics() {
+    let app = TestApp::spawn().await;
+    let user = app.register("Ann").await;
+    let project = app.create_project(&user, "P").await;
+    let mut clients = Clients::start().await;
+    clients
+        .connect("c", &app.address, Some(&user.token), "websocket")
+        .await
+        .unwrap();
+    clients.join("c", &project, None).await;
+    app.create_task(&user, &project, json!({"title": "measured"}))
+        .await;
+    assert_eq!(clients.events("c", 1, WAIT).await.len(), 1);
+
+    let metrics = app
+        .request(reqwest::Method::GET, "/metrics", None, None, &[])
+        .await
+        .text;
+    for name in [
+        "realtime_connections ",
+        "realtime_projects ",
+        "realtime_deliveries_total ",
+        "realtime_fanout_seconds_bucket",
+        "realtime_fanout_up ",
+    ] {
+        assert!(
+            metrics.contains(name),
+            "{name} missing from /metrics:\n{metrics}"
+        );
+    }
+}
+
+/// A raw WebSocket Socket.IO client that joins and then stops reading, like
+/// a client on a stalled network.
+async fn stalled_client(
+    app: &TestApp,
+    token: &str,
+    project: &str,
+) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+
+    let url = format!(
+        "{}/socket.io/?EIO=4&transport=websocket",
+        app.address.replacen("http", "ws", 1)
+    );
+    let (mut socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let mut sent_connect = false;
+    loop {
+        let Some(Ok(Message::Text(text))) = socket.next().await else {
+            panic!("socket closed during the handshake");
+        };
+        let text = text.as_str();
+        if text == "2" {
+            socket.send(Message::text("3")).await.unwrap();
+        } else if text.starts_with('0') && !sent_connect {
+            sent_connect = true;
+            socket
+                .send(Message::text(format!("40{}", json!({ "token": token }))))
+                .await
+                .unwrap();
+        } else if text.starts_with("40") {
+            let join = json!(["join", {"project_id": project}]);
+            socket
+                .send(Message::text(format!("421{join}")))
+                .await
+                .unwrap();
+        } else if text.starts_with("431") {
+            assert!(text.contains("\"ok\":true"), "{text}");
+            return socket;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_reader_that_stops_reading_is_disconnected_and_recovers_by_replay() {
+    let app = TestApp::spawn_with(|config| config.socket_send_buffer_packets = 4).await;
+    let user = app.register("Ann").await;
+    let project = app.create_project(&user, "P").await;
+    // Big events fill the socket buffers quickly: each carries the whole task.
+    app.create_task(
+        &user,
+        &project,
+        json!({"title": "big", "details": "x".repeat(900_000)}),
+    )
+    .await;
+    let mut stalled = stalled_client(&app, &user.token, &project).await;
+    let mut clients = Clients::start().await;
+    clients
+        .connect("healthy", &app.address, Some(&user.token), "websocket")
+        .await
+        .unwrap();
+    clients.join("healthy", &project, None).await;
+
+    for n in 0..20 {
+        app.patch_task(&user, &project, 1, json!({"title": format!("edit {n}")}))
+            .await;
+    }
+    // The healthy client is unaffected…
+    assert_eq!(
+        seqs(&clients.events("healthy", 20, WAIT).await),
+        (2..=21).collect::<Vec<_>>()
+    );
+    // …the stalled one was cut off instead of being buffered without bound.
+    let metrics = app
+        .request(reqwest::Method::GET, "/metrics", None, None, &[])
+        .await
+        .text;
+    let disconnected = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("realtime_slow_consumers_disconnected_total "))
+        .and_then(|value| value.trim().parse::<f64>().ok())
+        .unwrap_or(0.0);
+    assert!(
+        disconnected >= 1.0,
+        "no slow consumer was disconnected:\n{metrics}"
+    );
+    // When it reads again it finds what was queued before the cut, then the
+    // server's disconnect: it knows to re-join.
+    let closed = tokio::time::timeout(WAIT, async {
+        use futures::StreamExt;
+        use tokio_tungstenite::tungstenite::Message;
+        while let Some(message) = stalled.next().await {
+            match message {
+                Ok(Message::Text(text)) if text.as_str().starts_with("41") => return,
+                Ok(Message::Close(_)) | Err(_) => return,
+                _ => {}
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "the stalled socket was not disconnected");
+
+    // Coming back with `since`, it is replayed what it missed.
+    clients
+        .connect("back", &app.address, Some(&user.token), "websocket")
+        .await
+        .unwrap();
+    let ack = clients.join("back", &project, Some(16)).await;
+    assert_eq!(ack, json!({"ok": true, "seq": 21}));
+    assert_eq!(
+        seqs(&clients.drain("back", "event")),
+        (17..=21).collect::<Vec<_>>()
+    );
+}
