@@ -95,12 +95,7 @@ impl Application {
             shutdown.await;
             realtime.close().await;
         };
-        let served = axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown)
-        .await;
+        let served = serve(listener, router, shutdown).await;
         sweeper.abort();
         state.db.close().await;
         if let Some(embedded) = embedded.as_mut() {
@@ -126,6 +121,87 @@ pub async fn database(config: &Config) -> anyhow::Result<(PgPool, Option<Embedde
             Ok((db::pool(embedded.connect_options(), config), Some(embedded)))
         }
     }
+}
+
+/// How long a client may take to send a request's headers (slow-loris guard).
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long shutdown waits for requests in flight.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Accepts connections and serves each with hyper's HTTP/1 connection
+/// builder (with upgrades for WebSockets) until `shutdown`, then waits for
+/// requests in flight. HTTP/1 only — what browsers, nginx and Socket.IO
+/// speak here — which keeps an upgraded WebSocket's per-connection state
+/// smaller than the auto-detecting HTTP/1 + HTTP/2 builder.
+async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use tower::Service;
+
+    // Shutdown is announced on `stop`; every connection task holds a clone of
+    // `alive`, so `drained` resolves when the last one has finished.
+    let (stop, _) = tokio::sync::watch::channel(());
+    let (alive, mut drained) = tokio::sync::mpsc::channel::<()>(1);
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of file descriptors and the like: back off, keep serving.
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let router = router.clone();
+        let service = hyper::service::service_fn(
+            move |mut request: axum::http::Request<hyper::body::Incoming>| {
+                request
+                    .extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+                router.clone().call(request)
+            },
+        );
+        let connection = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT)
+            .serve_connection(TokioIo::new(stream), service)
+            .with_upgrades();
+        let mut stopping = stop.subscribe();
+        let alive = alive.clone();
+        tokio::spawn(async move {
+            let mut connection = std::pin::pin!(connection);
+            let result = tokio::select! {
+                result = connection.as_mut() => result,
+                _ = stopping.changed() => {
+                    // Finish the request in flight, then close.
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            };
+            if let Err(error) = result {
+                tracing::debug!(%error, "connection ended with an error");
+            }
+            drop(alive);
+        });
+    }
+    drop(listener);
+    let _ = stop.send(());
+    drop(alive);
+    if tokio::time::timeout(DRAIN_TIMEOUT, drained.recv())
+        .await
+        .is_err()
+    {
+        tracing::warn!("requests still in flight after {DRAIN_TIMEOUT:?}; stopping anyway");
+    }
+    Ok(())
 }
 
 /// Housekeeping: forget idle rate-limit keys, delete expired sessions.
