@@ -5,6 +5,8 @@ COPY Cargo.toml Cargo.lock ./
 COPY protocol protocol
 COPY server server
 COPY migrations migrations
+# A workspace member; copied so the workspace resolves (it is not built here).
+COPY loadtest/generator loadtest/generator
 RUN cargo build --release --locked -p taskmaster-server
 
 FROM debian:bookworm-slim
