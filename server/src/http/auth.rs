@@ -1,9 +1,12 @@
 //! `/api/v1/auth`: register, sign in, sign out.
 
+use std::sync::{Arc, LazyLock};
+
 use axum::extract::State;
 use axum::http::StatusCode;
 use protocol::{AuthResponse, ErrorBody, LoginRequest, RegisterRequest, User};
 use time::OffsetDateTime;
+use tokio::sync::Semaphore;
 use uuid::Uuid;
 
 use super::extract::{AuthUser, ClientIp, Json};
@@ -89,9 +92,28 @@ async fn start_session(state: &AppState, user: &User) -> Result<String> {
     Ok(token)
 }
 
-/// Runs CPU-heavy work (password hashing) off the async worker threads.
+/// Password hashing takes 19 MiB and tens of milliseconds of one core per
+/// call (argon2id, OWASP parameters). Running more hashes at once than there
+/// are cores makes none of them finish sooner but multiplies memory: a burst
+/// of 50 sign-ups would hold almost 1 GiB. Calls beyond the core count wait
+/// their turn, within the request timeout.
+static HASHING_SLOTS: LazyLock<Arc<Semaphore>> = LazyLock::new(|| {
+    let cores = std::thread::available_parallelism().map_or(2, |cores| cores.get());
+    Arc::new(Semaphore::new(cores))
+});
+
+/// Runs password hashing off the async worker threads, a bounded number at a time.
 async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T> {
-    tokio::task::spawn_blocking(work)
+    let slot = Arc::clone(&HASHING_SLOTS)
+        .acquire_owned()
         .await
-        .map_err(|error| ApiError::Internal(anyhow::anyhow!("blocking task failed: {error}")))
+        .map_err(|error| ApiError::Internal(anyhow::anyhow!("hashing slots closed: {error}")))?;
+    // The slot moves into the work: a request that times out stops waiting,
+    // but its hash still holds the slot until it is done.
+    tokio::task::spawn_blocking(move || {
+        let _slot = slot;
+        work()
+    })
+    .await
+    .map_err(|error| ApiError::Internal(anyhow::anyhow!("blocking task failed: {error}")))
 }
