@@ -11,13 +11,14 @@ use axum::Router;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
+use tower::util::MapRequestLayer;
 
 use crate::auth::{LoginLimiter, SWEEP_INTERVAL};
 use crate::config::Config;
 use crate::db;
 use crate::embedded_pg::EmbeddedPostgres;
 use crate::http;
-use crate::realtime::{Bus, Realtime, RealtimeSettings};
+use crate::realtime::{self, Bus, Realtime, RealtimeSettings};
 use crate::state::AppState;
 use crate::telemetry;
 
@@ -58,7 +59,9 @@ impl Application {
             config: Arc::new(config),
         };
         Ok(Application {
-            router: http::router(state.clone()).layer(socket_layer),
+            router: http::router(state.clone())
+                .layer(socket_layer)
+                .layer(MapRequestLayer::new(realtime::detach_request_head)),
             listener,
             state,
             embedded,
