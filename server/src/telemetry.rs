@@ -10,6 +10,9 @@ use tracing_subscriber::EnvFilter;
 use crate::config::LogFormat;
 use crate::http::LATENCY_BUCKETS;
 
+/// Cumulative layout shift: 0.1 and 0.25 are the good / poor thresholds.
+const LAYOUT_SHIFT_BUCKETS: &[f64] = &[0.01, 0.05, 0.1, 0.25, 0.5, 1.0];
+
 /// Structured logs to stderr; `RUST_LOG` adjusts levels (default `info`).
 pub fn init_logging(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env()
@@ -38,7 +41,12 @@ pub fn metrics_handle() -> PrometheusHandle {
         .get_or_init(|| {
             let builder = PrometheusBuilder::new()
                 .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
-                .expect("latency buckets are not empty");
+                .expect("latency buckets are not empty")
+                .set_buckets_for_metric(
+                    Matcher::Full("web_vitals_cls".into()),
+                    LAYOUT_SHIFT_BUCKETS,
+                )
+                .expect("layout shift buckets are not empty");
             let recorder = builder.build_recorder();
             let handle = recorder.handle();
             // Fails only if another recorder is already installed; ours then

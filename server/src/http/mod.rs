@@ -6,7 +6,9 @@ pub mod extract;
 mod health;
 mod openapi;
 mod projects;
+mod rum;
 mod tasks;
+mod web;
 
 use std::time::Instant;
 
@@ -62,6 +64,7 @@ pub fn router(state: AppState) -> Router {
             get(tasks::get).patch(tasks::update).delete(tasks::delete),
         )
         .route("/projects/{project_id}/events", get(tasks::events))
+        .route("/rum", post(rum::record))
         .route("/openapi.json", get(openapi::document));
 
     Router::new()
@@ -70,7 +73,8 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(health::metrics))
         .nest("/api/v1", api)
         .route_layer(middleware::from_fn(record_metrics))
-        .fallback(not_found)
+        .merge(web::assets(state.config.web_dir.clone()))
+        .fallback(web::fallback)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
         .layer(
@@ -136,10 +140,6 @@ async fn record_metrics(request: Request, next: Next) -> Response {
     metrics::histogram!("http_request_duration_seconds", &labels)
         .record(started.elapsed().as_secs_f64());
     response
-}
-
-async fn not_found() -> ApiError {
-    ApiError::NotFound("not_found", "no such endpoint".into())
 }
 
 async fn method_not_allowed() -> Response {
