@@ -1,0 +1,213 @@
+// Browser scenarios for the web app, in Debian's headless Chromium driven by
+// playwright-core. The Rust test that starts the server runs one scenario:
+//
+//   node run.mjs <scenario> '<json: base, users, project, artifacts, …>'
+//
+// and talks to it in JSON lines: the scenario prints {"step": …} when it
+// needs the test to act (restart the server, say), and waits for a line back.
+// It prints {"result": …} at the end and exits 0; any failure exits 1 with
+// the reason on stderr.
+import { chromium } from "playwright-core";
+import { createInterface } from "node:readline";
+import { mkdirSync } from "node:fs";
+
+const [scenario, rawArgs] = process.argv.slice(2);
+const args = JSON.parse(rawArgs);
+const lines = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
+const say = (message) => process.stdout.write(JSON.stringify(message) + "\n");
+async function step(name, extra = {}) {
+  say({ step: name, ...extra });
+  const reply = await lines.next();
+  if (reply.done) throw new Error(`the test went away during step ${name}`);
+  return JSON.parse(reply.value);
+}
+function check(condition, message) {
+  if (!condition) throw new Error(message);
+}
+mkdirSync(args.artifacts, { recursive: true });
+const shot = (page, name) => page.screenshot({ path: `${args.artifacts}/${name}.png` });
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  args: ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+         "--disable-background-networking", "--disable-extensions", "--no-first-run"],
+});
+
+/** A browser context signed in as `user` (the app keeps its session in localStorage). */
+async function signedIn(user) {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  await context.addInitScript(([token, profile]) => {
+    localStorage.setItem("taskmaster.token", token);
+    localStorage.setItem("taskmaster.user", profile);
+  }, [user.token, JSON.stringify({ id: user.id, email: user.email, name: user.name })]);
+  return context;
+}
+
+async function openBoard(context, query = "") {
+  const page = await context.newPage();
+  await page.goto(`${args.base}/projects/${args.project}${query}`);
+  await page.waitForSelector('[data-link="live"]', { timeout: 10000 });
+  await page.waitForSelector('[data-load="ready"]', { timeout: 30000 });
+  return page;
+}
+
+const rowStatus = (page, id) =>
+  page.$eval(`[data-task-id="${id}"] select.status`, (select) => select.value).catch(() => null);
+
+const scenarios = {
+  // Sign up from the first page, create a project, add a task, open it.
+  async signup() {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    const page = await context.newPage();
+    await page.goto(args.base + "/");
+    await page.waitForSelector("text=Sign in");
+    await shot(page, "sign-in");
+    await page.click("text=Create an account");
+    await page.fill('input[name="name"]', "Ada Lovelace");
+    await page.fill('input[name="email"]', args.email);
+    await page.fill('input[name="password"]', "correct horse battery");
+    await shot(page, "sign-up");
+    await page.click('button[type="submit"]');
+    await page.waitForSelector("text=Projects");
+    await page.fill('input[name="project-name"]', "Launch plan");
+    await page.click("text=Create project");
+    await page.waitForSelector('[data-link="live"]');
+    await page.waitForSelector("h1:has-text('Launch plan')");
+    await page.fill('input[name="new-task"]', "Write the announcement");
+    await page.click("text=Add task");
+    await page.waitForSelector('[data-task-id="1"] >> text=Write the announcement');
+    await shot(page, "board");
+    await page.click('[data-task-id="1"] a.task-title');
+    await page.waitForSelector("h1:has-text('Task #1')");
+    await shot(page, "task-detail");
+    const projects = await page.evaluate(async () => {
+      const response = await fetch("/api/v1/projects", {
+        headers: { authorization: "Bearer " + localStorage.getItem("taskmaster.token") },
+      });
+      return (await response.json()).items.map((project) => project.name);
+    });
+    return { projects, url: page.url() };
+  },
+
+  // Two users on one board: a change by one shows for the other without reload.
+  async live() {
+    const [alice, bob] = args.users;
+    const pageA = await openBoard(await signedIn(alice));
+    const pageB = await openBoard(await signedIn(bob));
+    await pageA.waitForFunction(() => document.querySelectorAll(".presence .avatar").length === 2, null, { timeout: 5000 });
+    await pageB.waitForFunction(() => document.querySelectorAll(".presence .avatar").length === 2, null, { timeout: 5000 });
+
+    const started = Date.now();
+    await pageA.selectOption('[data-task-id="1"] select.status', "in-progress");
+    await pageB.waitForFunction(
+      () => document.querySelector('[data-task-id="1"] select.status')?.value === "in-progress",
+      null, { timeout: 1000 });
+    const statusMs = Date.now() - started;
+
+    const created = Date.now();
+    await pageB.fill('input[name="new-task"]', "Added by Bob");
+    await pageB.click("text=Add task");
+    await pageA.waitForSelector("text=Added by Bob", { timeout: 1500 });
+    const createMs = Date.now() - created;
+    await shot(pageA, "board-live");
+    await pageA.click("text=Column view");
+    await pageA.waitForSelector('.column[data-status="in-progress"] [data-task-id="1"]');
+    check(pageA.url().includes("view=columns"), "the view is not in the URL");
+    await shot(pageA, "board-columns");
+    await pageA.selectOption('select[name="status"]', "in-progress");
+    await pageA.waitForFunction(() => location.search.includes("status=in-progress"));
+    await pageA.waitForFunction(() => !document.querySelector('[data-task-id="2"]'));
+    return { statusMs, createMs, url: pageA.url() };
+  },
+
+  // 10,000 tasks: a cold load, a bounded DOM, and a scroll to the end.
+  async scale() {
+    const context = await signedIn(args.users[0]);
+    const page = await context.newPage();
+    const client = await context.newCDPSession(page);
+    await client.send("Network.enable");
+    await client.send("Network.setCacheDisabled", { cacheDisabled: true });
+    const started = Date.now();
+    await page.goto(`${args.base}/projects/${args.project}`);
+    await page.waitForSelector('[data-task-id="1"]', { timeout: 15000 });
+    const interactiveMs = Date.now() - started;
+    await page.waitForSelector('[data-load="ready"]', { timeout: 60000 });
+    const allLoadedMs = Date.now() - started;
+    const timings = await page.evaluate(() => ({
+      fcp: performance.getEntriesByName("first-contentful-paint")[0]?.startTime ?? null,
+      boardReady: performance.getEntriesByName("board-ready")[0]?.startTime ?? null,
+    }));
+    const countText = await page.textContent('[data-load="ready"]');
+    check(countText.includes("10000 tasks"), `expected 10000 tasks, the board says: ${countText}`);
+    let maxRows = 0;
+    const rows = () => page.evaluate(() => document.querySelectorAll(".task-row").length);
+    maxRows = Math.max(maxRows, await rows());
+    const scrollStarted = Date.now();
+    for (let i = 1; i <= 20; i++) {
+      await page.$eval(".task-list", (list, fraction) => { list.scrollTop = list.scrollHeight * fraction; }, i / 20);
+      await page.waitForTimeout(30);
+      maxRows = Math.max(maxRows, await rows());
+    }
+    await page.waitForSelector('[data-task-id="10000"]', { timeout: 5000 });
+    const scrollMs = Date.now() - scrollStarted;
+    await shot(page, "board-10000");
+    const heap = await client.send("Runtime.getHeapUsage");
+    return { interactiveMs, allLoadedMs, ...timings, maxRows, scrollMs, jsHeapBytes: heap.usedSize };
+  },
+
+  // Edits the server refuses roll back, say why, and keep what was typed.
+  async rollback() {
+    const [alice] = args.users;
+    const context = await signedIn(alice);
+    const page = await context.newPage();
+    // A dependency cycle: task 2 may not depend on task 1, which depends on it.
+    await page.goto(`${args.base}/projects/${args.project}/tasks/2`);
+    await page.waitForSelector("h1:has-text('Task #2')");
+    await page.fill('input[name="dependency-search"]', "1");
+    await page.click('[data-dependency="1"]');
+    await page.click('button[type="submit"]');
+    const cycle = await page.waitForSelector(".notice-text:has-text('Not saved')", { timeout: 5000 });
+    const cycleMessage = await cycle.textContent();
+    await shot(page, "rollback-cycle");
+
+    // A stale edit: someone else changes task 1 while Alice edits it.
+    await page.goto(`${args.base}/projects/${args.project}/tasks/1`);
+    await page.waitForSelector("h1:has-text('Task #1')");
+    await page.fill('input[name="title"]', "Alice's new title");
+    await step("change_task_1");
+    await page.click('button[type="submit"]');
+    const stale = await page.waitForSelector(".notice-text:has-text('Not saved')", { timeout: 5000 });
+    const staleMessage = await stale.textContent();
+    const typed = await page.inputValue('input[name="title"]');
+    await page.click("text=← Board");
+    await page.waitForSelector('[data-task-id="1"]');
+    const shown = await page.textContent('[data-task-id="1"] .task-title');
+    await shot(page, "rollback-stale");
+    return { cycleMessage, staleMessage, typed, shown };
+  },
+
+  // The server restarts: the board says it is offline, then catches up.
+  async reconnect() {
+    const page = await openBoard(await signedIn(args.users[0]));
+    await step("stop_server");
+    await page.waitForSelector('[data-link="offline"]', { timeout: 10000 });
+    await shot(page, "offline");
+    await step("start_server_and_change");
+    await page.waitForSelector('[data-link="live"]', { timeout: 15000 });
+    await page.waitForSelector("text=Made while you were away", { timeout: 5000 });
+    const status = await rowStatus(page, 1);
+    return { status };
+  },
+};
+
+try {
+  check(scenarios[scenario], `unknown scenario ${scenario}`);
+  const result = await scenarios[scenario]();
+  say({ result });
+  await browser.close();
+  process.exit(0);
+} catch (error) {
+  process.stderr.write(`scenario ${scenario} failed: ${error.stack || error}\n`);
+  await browser.close().catch(() => {});
+  process.exit(1);
+}

@@ -1,0 +1,78 @@
+//! Task Master in the browser: client-side rendered Leptos, talking to the
+//! server's REST API and following each open project live over Socket.IO.
+
+mod api;
+mod live;
+mod notices;
+mod pages;
+mod session;
+mod store;
+mod virtual_list;
+
+use leptos::prelude::*;
+use leptos_router::components::{ParentRoute, Redirect, Route, Router, Routes, A};
+use leptos_router::path;
+
+use notices::{NoticeList, Notices};
+use session::{use_session, Session};
+
+fn main() {
+    console_error_panic_hook::set_once();
+    leptos::mount::mount_to_body(App);
+}
+
+#[component]
+fn App() -> impl IntoView {
+    let session = Session::provide();
+    Notices::provide();
+    view! {
+        <Router>
+            <header class="topbar">
+                <A href="/projects" attr:class="brand">"Task Master"</A>
+                <Show when=move || session.user.with(Option::is_some)>
+                    <span class="who">{move || session.user.get().map(|user| user.name)}</span>
+                    <button class="link" on:click=move |_| pages::auth::sign_out()>"Sign out"</button>
+                </Show>
+            </header>
+            <NoticeList/>
+            <main>
+                <Routes fallback=|| view! { <p class="empty">"There is nothing at this address."</p> }>
+                    <Route path=path!("/") view=Home/>
+                    <Route path=path!("/signin") view=pages::auth::SignIn/>
+                    <Route path=path!("/signup") view=pages::auth::SignUp/>
+                    <Route path=path!("/projects") view=|| view! { <SignedIn><pages::projects::ProjectList/></SignedIn> }/>
+                    <ParentRoute path=path!("/projects/:pid") view=|| view! { <SignedIn><pages::board::ProjectShell/></SignedIn> }>
+                        <Route path=path!("") view=pages::board::Board/>
+                        <Route path=path!("tasks/:id") view=pages::task::TaskDetail/>
+                        <Route path=path!("members") view=pages::members::Members/>
+                    </ParentRoute>
+                </Routes>
+            </main>
+        </Router>
+    }
+}
+
+#[component]
+fn Home() -> impl IntoView {
+    let session = use_session();
+    move || {
+        if session.user.with(Option::is_some) {
+            view! { <Redirect path="/projects"/> }.into_any()
+        } else {
+            view! { <Redirect path="/signin"/> }.into_any()
+        }
+    }
+}
+
+/// Shows its children to a signed-in user and the sign-in page to anyone else.
+#[component]
+fn SignedIn(children: ChildrenFn) -> impl IntoView {
+    let session = use_session();
+    move || {
+        if session.user.with(Option::is_some) {
+            children().into_any()
+        } else {
+            view! { <pages::auth::SignIn/> }.into_any()
+        }
+    }
+}

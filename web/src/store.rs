@@ -1,0 +1,138 @@
+//! One project's tasks as the board sees them, merged from REST pages, live
+//! events and the user's own optimistic edits.
+//!
+//! Merging by `version` makes the order of arrival irrelevant: a task is
+//! replaced only by a newer version of itself, and a deleted id never comes
+//! back (ids are not reused), so a REST page read before or after an event
+//! gives the same result.
+
+use std::collections::{HashMap, HashSet};
+
+use leptos::prelude::*;
+use protocol::{Member, PresenceUser, Project, Task};
+
+/// The live connection, as the user should see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkState {
+    Connecting,
+    Live,
+    Offline,
+}
+
+/// Progress of the initial load.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoadState {
+    Loading { loaded: usize },
+    Ready,
+    Failed(String),
+}
+
+#[derive(Clone, Copy)]
+pub struct ProjectStore {
+    pub project_id: StoredValue<String>,
+    pub project: RwSignal<Option<Project>>,
+    pub tasks: RwSignal<HashMap<i64, Task>>,
+    deleted: StoredValue<HashSet<i64>>,
+    /// Last event seq applied; the next join asks for what came after it.
+    pub last_seq: StoredValue<Option<i64>>,
+    pub presence: RwSignal<Vec<PresenceUser>>,
+    pub link: RwSignal<LinkState>,
+    pub load: RwSignal<LoadState>,
+    pub members: RwSignal<Vec<Member>>,
+}
+
+impl ProjectStore {
+    pub fn new(project_id: String) -> Self {
+        Self {
+            project_id: StoredValue::new(project_id),
+            project: RwSignal::new(None),
+            tasks: RwSignal::new(HashMap::new()),
+            deleted: StoredValue::new(HashSet::new()),
+            last_seq: StoredValue::new(None),
+            presence: RwSignal::new(Vec::new()),
+            link: RwSignal::new(LinkState::Connecting),
+            load: RwSignal::new(LoadState::Loading { loaded: 0 }),
+            members: RwSignal::new(Vec::new()),
+        }
+    }
+
+    pub fn id(&self) -> String {
+        self.project_id.get_value()
+    }
+
+    /// Merges tasks read by REST or received in events.
+    pub fn upsert(&self, incoming: Vec<Task>) {
+        let deleted = self.deleted.get_value();
+        self.tasks.update(|tasks| {
+            for task in incoming {
+                if deleted.contains(&task.id) {
+                    continue;
+                }
+                match tasks.get(&task.id) {
+                    Some(current) if current.version >= task.version => {}
+                    _ => {
+                        tasks.insert(task.id, task);
+                    }
+                }
+            }
+        });
+    }
+
+    pub fn remove(&self, id: i64) {
+        self.deleted.update_value(|deleted| {
+            deleted.insert(id);
+        });
+        self.tasks.update(|tasks| {
+            tasks.remove(&id);
+        });
+    }
+
+    /// Shows a local edit at once, before the server confirms it. Returns the
+    /// task as it was, to put back if the server refuses.
+    pub fn apply_optimistic(&self, id: i64, edit: impl FnOnce(&mut Task)) -> Option<Task> {
+        let mut before = None;
+        self.tasks.update(|tasks| {
+            if let Some(task) = tasks.get_mut(&id) {
+                before = Some(task.clone());
+                edit(task);
+            }
+        });
+        before
+    }
+
+    /// Undoes an optimistic edit, unless a newer version arrived meanwhile.
+    pub fn roll_back(&self, before: Task) {
+        self.tasks.update(|tasks| {
+            if let Some(current) = tasks.get_mut(&before.id) {
+                if current.version <= before.version {
+                    *current = before;
+                }
+            }
+        });
+    }
+
+    /// Forgets everything (the server's history no longer reaches our seq).
+    pub fn reset(&self) {
+        self.tasks.set(HashMap::new());
+        self.deleted.set_value(HashSet::new());
+        self.last_seq.set_value(None);
+        self.load.set(LoadState::Loading { loaded: 0 });
+    }
+
+    pub fn task(&self, id: i64) -> Option<Task> {
+        self.tasks.with(|tasks| tasks.get(&id).cloned())
+    }
+
+    pub fn member_name(&self, user_id: &str) -> Option<String> {
+        self.members.with(|members| {
+            members
+                .iter()
+                .find(|member| member.user.id == user_id)
+                .map(|member| member.user.name.clone())
+        })
+    }
+}
+
+pub fn use_store() -> ProjectStore {
+    expect_context::<ProjectStore>()
+}
