@@ -1,4 +1,21 @@
-# Builds the taskmaster server into a small runtime image.
+# Builds the taskmaster server and its web app into a small runtime image.
+
+# The web app: wasm32 build, wasm-bindgen, wasm-opt, hashed and precompressed
+# assets (scripts/build-web.sh; rustup can add the target here).
+FROM rust:1-bookworm AS web
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends nodejs npm brotli \
+ && rm -rf /var/lib/apt/lists/* \
+ && rustup target add wasm32-unknown-unknown
+WORKDIR /src
+COPY Cargo.toml Cargo.lock ./
+COPY protocol protocol
+COPY server server
+COPY loadtest/generator loadtest/generator
+COPY scripts scripts
+COPY web web
+RUN bash scripts/build-web.sh
+
 FROM rust:1-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
@@ -15,8 +32,9 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --home /var/lib/taskmaster taskmaster
 COPY --from=build /src/target/release/taskmaster /usr/local/bin/taskmaster
+COPY --from=web /src/web/dist /usr/share/taskmaster/web
 USER taskmaster
-ENV BIND=0.0.0.0:8080 LOG_FORMAT=json
+ENV BIND=0.0.0.0:8080 LOG_FORMAT=json WEB_DIR=/usr/share/taskmaster/web
 EXPOSE 8080
 HEALTHCHECK --interval=10s --timeout=3s CMD curl -fsS http://127.0.0.1:8080/healthz || exit 1
 ENTRYPOINT ["taskmaster"]

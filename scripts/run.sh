@@ -11,6 +11,7 @@ if [ -z "${DATABASE_URL:-}" ]; then
   say "no DATABASE_URL: the server will run its own PostgreSQL under ${DATA_DIR:-./data}"
   ensure_postgres_binaries
 fi
+bash scripts/build-web.sh
 say "building the server (release)"
 cargo build --release --locked -p taskmaster-server
 say "starting taskmaster on ${BIND:-127.0.0.1:8080} (Ctrl-C stops it and its database)"

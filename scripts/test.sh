@@ -2,7 +2,8 @@
 # Runs every check and test. Installs or starts what the tests need:
 # PostgreSQL (the machine's on 127.0.0.1:5432 when it answers, else a private
 # one on port 55432), Redis (127.0.0.1:6379, else a private one on 56379),
-# Node's socket.io-client, and cargo-nextest.
+# Node's socket.io-client, Debian's Chromium for the browser tests, the web
+# app's build (scripts/build-web.sh), and cargo-nextest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -89,6 +90,12 @@ ensure_test_tools() {
   (cd server/tests/node && npm ci --no-audit --no-fund --loglevel=error)
 }
 
+# The browser tests drive Debian's Chromium through playwright-core (which
+# build-web.sh installs with the web app's other npm tools).
+ensure_browser() {
+  command -v chromium >/dev/null 2>&1 || apt_install chromium
+}
+
 ensure_nextest() {
   if ! cargo nextest --version >/dev/null 2>&1; then
     say "installing cargo-nextest (once)"
@@ -99,11 +106,15 @@ ensure_nextest() {
 setup_postgres
 setup_redis
 ensure_test_tools
+ensure_browser
 ensure_nextest
+bash scripts/build-web.sh
 
 say "checking formatting"
 cargo fmt --all --check
+(cd web && cargo fmt --check)
 say "running clippy"
 cargo clippy --locked --all-targets -- -D warnings
+(cd web && cargo clippy --locked --all-targets --target-dir ../target -- -D warnings)
 say "running the tests"
 cargo nextest run --locked --workspace --profile ci

@@ -94,6 +94,7 @@ pub fn test_config(database_url: &str) -> Config {
     config.login_attempts_per_email_per_minute = 10_000;
     config.login_attempts_per_ip_per_minute = 10_000;
     config.database_max_connections = 10;
+    config.web_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../web/dist");
     config
 }
 

@@ -17,3 +17,4 @@ mod roles;
 mod scale;
 mod sockets;
 mod tasks;
+mod web;

@@ -1,0 +1,384 @@
+//! The web app: how the server serves it, its real-user monitoring endpoint,
+//! and end-to-end scenarios in headless Chromium (`web/e2e/run.mjs`).
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+
+use crate::helpers::{TestApp, TestUser};
+
+fn web_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../web")
+}
+
+fn assert_web_app_built() {
+    assert!(
+        web_dir().join("dist/index.html").is_file(),
+        "the web app is not built: run scripts/build-web.sh (scripts/test.sh does)"
+    );
+    assert!(
+        web_dir().join("node_modules/playwright-core").is_dir(),
+        "playwright-core is not installed: run `npm ci` in web (scripts/build-web.sh does)"
+    );
+}
+
+/// Screenshots land here, one folder per scenario.
+fn artifacts(scenario: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../target/e2e-artifacts")
+        .join(scenario)
+}
+
+/// One scenario of `web/e2e/run.mjs`, running in its own Chromium.
+struct Scenario {
+    node: Child,
+    stdin: ChildStdin,
+    lines: Lines<BufReader<ChildStdout>>,
+}
+
+/// Longest a scenario may take between two messages.
+const SCENARIO_STEP: Duration = Duration::from_secs(120);
+
+impl Scenario {
+    fn start(name: &str, mut args: Value) -> Scenario {
+        assert_web_app_built();
+        args["artifacts"] = json!(artifacts(name));
+        let mut node = Command::new("node")
+            .arg("e2e/run.mjs")
+            .arg(name)
+            .arg(args.to_string())
+            .current_dir(web_dir())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start node (scripts/test.sh installs it)");
+        let stdin = node.stdin.take().expect("stdin");
+        let lines = BufReader::new(node.stdout.take().expect("stdout")).lines();
+        Scenario { node, stdin, lines }
+    }
+
+    /// The next message: a step the scenario waits on, or its result.
+    async fn next(&mut self) -> Value {
+        let line = tokio::time::timeout(SCENARIO_STEP, self.lines.next_line())
+            .await
+            .expect("the browser scenario stalled")
+            .expect("read the scenario's output");
+        match line {
+            Some(line) => serde_json::from_str(&line).expect("a JSON line"),
+            None => {
+                let status = self.node.wait().await.expect("scenario exit");
+                panic!("the browser scenario failed ({status}); its reason is above");
+            }
+        }
+    }
+
+    async fn expect_step(&mut self, name: &str) {
+        let message = self.next().await;
+        assert_eq!(message["step"], name, "unexpected message {message}");
+    }
+
+    async fn go_on(&mut self) {
+        self.stdin
+            .write_all(b"{}\n")
+            .await
+            .expect("answer the scenario");
+    }
+
+    async fn result(mut self) -> Value {
+        let message = self.next().await;
+        let status = self.node.wait().await.expect("scenario exit");
+        assert!(status.success(), "scenario exited with {status}");
+        message["result"].clone()
+    }
+}
+
+fn browser_user(user: &TestUser, name: &str) -> Value {
+    json!({ "id": user.id, "email": user.email, "token": user.token, "name": name })
+}
+
+#[tokio::test]
+async fn serves_the_app_with_hashed_immutable_assets_and_a_fresh_index() {
+    assert_web_app_built();
+    let app = TestApp::spawn().await;
+    let index = app.client.get(app.url("/")).send().await.unwrap();
+    assert_eq!(index.status(), 200);
+    assert_eq!(index.headers()["cache-control"], "no-cache");
+    assert!(index.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    let html = index.text().await.unwrap();
+
+    // A page address the app routes on the client gets the same document.
+    let deep = app
+        .client
+        .get(app.url("/projects/abc/tasks/7"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deep.status(), 200);
+    assert_eq!(deep.text().await.unwrap(), html);
+
+    let wasm = html
+        .split('"')
+        .find(|part| part.starts_with("/assets/app-") && part.ends_with(".wasm"))
+        .expect("index.html names the hashed wasm");
+    let asset = app
+        .client
+        .get(app.url(wasm))
+        .header("accept-encoding", "br, gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(asset.status(), 200);
+    assert_eq!(asset.headers()["content-encoding"], "br");
+    assert_eq!(asset.headers()["content-type"], "application/wasm");
+    assert_eq!(
+        asset.headers()["cache-control"],
+        "public, max-age=31536000, immutable"
+    );
+    let gzip = app
+        .client
+        .get(app.url(wasm))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gzip.headers()["content-encoding"], "gzip");
+
+    let missing = app
+        .client
+        .get(app.url("/assets/app-0000.js"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+    let api = app
+        .client
+        .get(app.url("/api/v1/nothing"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(api.status(), 404);
+    assert_eq!(
+        api.json::<Value>().await.unwrap()["error"]["code"],
+        "not_found"
+    );
+}
+
+#[tokio::test]
+async fn browser_timings_become_prometheus_histograms() {
+    let app = TestApp::spawn().await;
+    let report = json!({ "metrics": [
+        { "name": "lcp", "value": 812.5 }, { "name": "fcp", "value": 301.0 },
+        { "name": "cls", "value": 0.02 }, { "name": "inp", "value": 48.0 },
+        { "name": "board_ready", "value": 640.0 }
+    ]});
+    let response = app
+        .client
+        .post(app.url("/api/v1/rum"))
+        .json(&report)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("web_vitals_seconds_bucket{metric=\"lcp\",le=\"1\"}"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("web_vitals_seconds_count{metric=\"board_ready\"}"));
+    assert!(metrics.contains("web_vitals_cls_bucket{le=\"0.05\"}"));
+
+    for (bad, code) in [
+        (
+            json!({ "metrics": [{ "name": "made_up", "value": 1 }] }),
+            422,
+        ),
+        (json!({ "metrics": [{ "name": "lcp", "value": -5 }] }), 422),
+        (
+            json!({ "metrics": [{ "name": "lcp", "value": "soon" }] }),
+            400,
+        ),
+        (
+            json!({ "metrics": [{ "name": "lcp", "value": 1 }], "extra": 1 }),
+            422,
+        ),
+    ] {
+        let response = app
+            .client
+            .post(app.url("/api/v1/rum"))
+            .json(&bad)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), code, "{bad}");
+    }
+}
+
+#[tokio::test]
+async fn sign_up_create_a_project_and_a_task_in_the_browser() {
+    let app = TestApp::spawn().await;
+    let email = format!("ada-{}@example.com", uuid::Uuid::new_v4());
+    let scenario = Scenario::start("signup", json!({ "base": app.address, "email": email }));
+    let result = scenario.result().await;
+    assert_eq!(result["projects"], json!(["Launch plan"]));
+    assert!(result["url"].as_str().unwrap().contains("/tasks/1"));
+}
+
+#[tokio::test]
+async fn a_change_in_one_browser_shows_in_another_within_a_second() {
+    let app = TestApp::spawn().await;
+    let alice = app.register("alice").await;
+    let bob = app.register("bob").await;
+    let project = app.create_project(&alice, "Shared").await;
+    app.add_member(&alice, &project, &bob, "editor").await;
+    app.create_task(&alice, &project, json!({ "title": "First" }))
+        .await;
+    app.create_task(&alice, &project, json!({ "title": "Second" }))
+        .await;
+    let scenario = Scenario::start(
+        "live",
+        json!({ "base": app.address, "project": project,
+                "users": [browser_user(&alice, "Alice Adams"), browser_user(&bob, "Bob Brown")] }),
+    );
+    let result = scenario.result().await;
+    assert!(result["statusMs"].as_u64().unwrap() <= 1000, "{result}");
+    assert!(result["url"]
+        .as_str()
+        .unwrap()
+        .contains("status=in-progress"));
+    let task = app.task(&alice, &project, 1).await;
+    assert_eq!(task.body["status"], "in-progress");
+}
+
+/// Inserts `count` tasks at once, as a fixture (the API would take minutes).
+async fn seed_tasks(app: &TestApp, project: &str, count: i64) {
+    let project: uuid::Uuid = project.parse().unwrap();
+    sqlx::query(
+        "insert into tasks (project_id, task_id, title, status, priority)
+         select $1, n, 'Task number ' || n,
+                (array['pending','in-progress','review','done','deferred','cancelled','blocked'])[1 + n % 7]::task_status,
+                (array['critical','high','medium','low'])[1 + n % 4]::task_priority
+         from generate_series(1, $2) as n",
+    )
+    .bind(project)
+    .bind(count)
+    .execute(&app.db)
+    .await
+    .unwrap();
+    sqlx::query("update projects set last_task_id = $2 where project_id = $1")
+        .bind(project)
+        .bind(count)
+        .execute(&app.db)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_board_of_ten_thousand_tasks_keeps_a_bounded_dom_while_scrolling() {
+    let app = TestApp::spawn().await;
+    let alice = app.register("alice").await;
+    let project = app.create_project(&alice, "Big").await;
+    seed_tasks(&app, &project, 10_000).await;
+    let scenario = Scenario::start(
+        "scale",
+        json!({ "base": app.address, "project": project, "users": [browser_user(&alice, "Alice Adams")] }),
+    );
+    let result = scenario.result().await;
+    let rows = result["maxRows"].as_u64().unwrap();
+    assert!(rows > 0 && rows < 150, "{rows} task rows in the DOM");
+    println!("10,000-task board: {result}");
+    std::fs::write(artifacts("scale").join("timings.json"), result.to_string()).unwrap();
+}
+
+#[tokio::test]
+async fn a_refused_edit_rolls_back_with_a_message_and_keeps_the_typing() {
+    let app = TestApp::spawn().await;
+    let alice = app.register("alice").await;
+    let bob = app.register("bob").await;
+    let project = app.create_project(&alice, "Edits").await;
+    app.add_member(&alice, &project, &bob, "editor").await;
+    app.create_task(&alice, &project, json!({ "title": "One" }))
+        .await;
+    app.create_task(&alice, &project, json!({ "title": "Two" }))
+        .await;
+    app.patch_task(&alice, &project, 1, json!({ "dependencies": [2] }))
+        .await;
+    let mut scenario = Scenario::start(
+        "rollback",
+        json!({ "base": app.address, "project": project, "users": [browser_user(&alice, "Alice Adams")] }),
+    );
+    scenario.expect_step("change_task_1").await;
+    let changed = app
+        .patch_task(&bob, &project, 1, json!({ "title": "Bob's title" }))
+        .await;
+    assert_eq!(changed.status, 200);
+    scenario.go_on().await;
+    let result = scenario.result().await;
+    assert!(
+        result["cycleMessage"].as_str().unwrap().contains("cycle"),
+        "{result}"
+    );
+    assert!(
+        result["staleMessage"]
+            .as_str()
+            .unwrap()
+            .contains("changed this task first"),
+        "{result}"
+    );
+    assert_eq!(result["typed"], "Alice's new title");
+    assert_eq!(result["shown"], "Bob's title");
+    let task = app.task(&alice, &project, 2).await;
+    assert_eq!(
+        task.body["dependencies"],
+        json!([]),
+        "the refused cycle changed nothing"
+    );
+}
+
+#[tokio::test]
+async fn the_board_goes_offline_and_catches_up_after_a_server_restart() {
+    let mut app = TestApp::spawn().await;
+    let alice = app.register("alice").await;
+    let project = app.create_project(&alice, "Restart").await;
+    app.create_task(&alice, &project, json!({ "title": "Before" }))
+        .await;
+    let bind: std::net::SocketAddr = app.address.trim_start_matches("http://").parse().unwrap();
+    let mut scenario = Scenario::start(
+        "reconnect",
+        json!({ "base": app.address, "project": project, "users": [browser_user(&alice, "Alice Adams")] }),
+    );
+    scenario.expect_step("stop_server").await;
+    app.shut_down().await.unwrap();
+    scenario.go_on().await;
+    scenario.expect_step("start_server_and_change").await;
+    let again = TestApp::spawn_on(&app.database_url, |config| config.bind = bind).await;
+    again
+        .create_task(
+            &alice,
+            &project,
+            json!({ "title": "Made while you were away" }),
+        )
+        .await;
+    again
+        .patch_task(&alice, &project, 1, json!({ "status": "done" }))
+        .await;
+    scenario.go_on().await;
+    let result = scenario.result().await;
+    assert_eq!(result["status"], "done");
+}
