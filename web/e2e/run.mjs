@@ -183,7 +183,11 @@ const scenarios = {
     await page.waitForSelector('[data-task-id="1"]');
     const shown = await page.textContent('[data-task-id="1"] .task-title');
     await shot(page, "rollback-stale");
-    return { cycleMessage, staleMessage, typed, shown };
+
+    // An address of a task that does not exist says so instead of waiting.
+    await page.goto(`${args.base}/projects/${args.project}/tasks/999`);
+    const missing = await page.waitForSelector("text=There is no such task", { timeout: 10000 });
+    return { cycleMessage, staleMessage, typed, shown, missing: await missing.textContent() };
   },
 
   // The server restarts: the board says it is offline, then catches up.

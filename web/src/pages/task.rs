@@ -7,10 +7,12 @@ use leptos_router::components::A;
 use leptos_router::hooks::{use_navigate, use_params_map};
 use protocol::{NewTask, Priority, Task, TaskPatch, TaskStatus};
 
+use super::board::load_tasks;
+use super::Failure;
 use crate::api;
 use crate::notices::use_notices;
 use crate::notices::Notices;
-use crate::store::{use_store, ProjectStore};
+use crate::store::{use_store, LoadState, ProjectStore};
 
 /// Saves a change to the task as the user sees it now, optimistically.
 pub fn save(
@@ -236,7 +238,15 @@ pub fn TaskDetail() -> impl IntoView {
         <A href=move || format!("/projects/{}", store.id()) attr:class="back">"← Board"</A>
         {move || match (id.get(), task.get()) {
             (None, _) => view! { <p class="error">"This is not a task address."</p> }.into_any(),
-            (Some(_), None) => view! { <p class="muted">"Loading task…"</p> }.into_any(),
+            (Some(_), None) => match store.load.get() {
+                LoadState::Ready => view! {
+                    <p class="error">"There is no such task in this project (it may have been deleted)."</p>
+                }.into_any(),
+                LoadState::Failed(message) => view! {
+                    <Failure message=message retry=Callback::new(move |_| load_tasks(store))/>
+                }.into_any(),
+                LoadState::Loading { .. } => view! { <p class="muted">"Loading task…"</p> }.into_any(),
+            },
             (Some(id), Some(_)) => view! {
                 <form class="card task-detail" on:submit=submit>
                     <h1>{format!("Task #{id}")}</h1>
