@@ -79,14 +79,46 @@ const scenarios = {
     await shot(page, "board");
     await page.click('[data-task-id="1"] a.task-title');
     await page.waitForSelector("h1:has-text('Task #1')");
+    const detailUrl = page.url();
+
+    // Edit fields, add a subtask.
+    await page.selectOption('select[name="priority"]', "high");
+    await page.fill('textarea[name="details"]', "Two paragraphs and a link to the demo.");
+    await page.click('button[type="submit"]:has-text("Save")');
+    await page.fill('input[name="subtask-title"]', "Draft the outline");
+    await page.click("text=Add subtask");
+    await page.waitForSelector(".subtasks >> text=#2 Draft the outline");
     await shot(page, "task-detail");
+    const saved = await page.evaluate(async () => {
+      const response = await fetch(location.pathname.replace("/projects/", "/api/v1/projects/"), {
+        headers: { authorization: "Bearer " + localStorage.getItem("taskmaster.token") },
+      });
+      return response.json();
+    });
+
+    // "Next task" opens the task to work on.
+    await page.click("text=← Board");
+    await page.click("text=Next task");
+    await page.waitForURL(/\/tasks\/1$/);
+
+    // Invite a member by email with a role.
+    await page.click("nav >> text=Members");
+    await page.fill('input[name="invite-email"]', args.inviteEmail);
+    await page.selectOption('select[name="invite-role"]', "viewer");
+    await page.click("text=Invite");
+    await page.waitForSelector("text=is now viewer");
+    await shot(page, "members");
+
     const projects = await page.evaluate(async () => {
       const response = await fetch("/api/v1/projects", {
         headers: { authorization: "Bearer " + localStorage.getItem("taskmaster.token") },
       });
       return (await response.json()).items.map((project) => project.name);
     });
-    return { projects, url: page.url() };
+    await page.click("text=Sign out");
+    await page.waitForSelector("h1:has-text('Sign in')");
+    const token = await page.evaluate(() => localStorage.getItem("taskmaster.token"));
+    return { projects, url: detailUrl, saved, signedOutToken: token };
   },
 
   // Two users on one board: a change by one shows for the other without reload.
@@ -117,7 +149,18 @@ const scenarios = {
     await pageA.selectOption('select[name="status"]', "in-progress");
     await pageA.waitForFunction(() => location.search.includes("status=in-progress"));
     await pageA.waitForFunction(() => !document.querySelector('[data-task-id="2"]'));
-    return { statusMs, createMs, url: pageA.url() };
+    const statusUrl = pageA.url();
+    await pageA.selectOption('select[name="status"]', "");
+    await pageA.fill('input[name="q"]', "bob");
+    await pageA.waitForFunction(() => location.search.includes("q=bob"));
+    await pageA.waitForFunction(() => document.querySelectorAll("[data-task-id]").length === 1
+      && document.querySelector('[data-task-id="3"]'));
+    // A shared filtered address opens with the same filters.
+    const shared = await pageB.context().newPage();
+    await shared.goto(pageA.url());
+    await shared.waitForSelector('[data-task-id="3"]');
+    const sharedRows = await shared.evaluate(() => document.querySelectorAll("[data-task-id]").length);
+    return { statusMs, createMs, url: statusUrl, sharedRows };
   },
 
   // 10,000 tasks: a cold load, a bounded DOM, and a scroll to the end.

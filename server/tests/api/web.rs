@@ -233,11 +233,40 @@ async fn browser_timings_become_prometheus_histograms() {
 #[tokio::test]
 async fn sign_up_create_a_project_and_a_task_in_the_browser() {
     let app = TestApp::spawn().await;
+    let invited = app.register("grace").await;
     let email = format!("ada-{}@example.com", uuid::Uuid::new_v4());
-    let scenario = Scenario::start("signup", json!({ "base": app.address, "email": email }));
+    let scenario = Scenario::start(
+        "signup",
+        json!({ "base": app.address, "email": email, "inviteEmail": invited.email }),
+    );
     let result = scenario.result().await;
     assert_eq!(result["projects"], json!(["Launch plan"]));
-    assert!(result["url"].as_str().unwrap().contains("/tasks/1"));
+    assert!(result["url"].as_str().unwrap().ends_with("/tasks/1"));
+    assert_eq!(result["saved"]["priority"], "high");
+    assert_eq!(
+        result["saved"]["details"],
+        "Two paragraphs and a link to the demo."
+    );
+    assert_eq!(result["signedOutToken"], Value::Null);
+    // The invitation reached the server: Grace sees the project.
+    let projects = app.get("/api/v1/projects", &invited.token).await;
+    assert_eq!(projects.body["items"][0]["name"], "Launch plan");
+    let project = projects.body["items"][0]["id"].as_str().unwrap().to_owned();
+    let members = app
+        .get(
+            &format!("/api/v1/projects/{project}/members"),
+            &invited.token,
+        )
+        .await;
+    let roles: Vec<&str> = members.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|member| member["role"].as_str().unwrap())
+        .collect();
+    assert!(roles.contains(&"viewer"), "{roles:?}");
+    let subtask = app.task(&invited, &project, 2).await;
+    assert_eq!(subtask.body["parent_id"], 1);
 }
 
 #[tokio::test]

@@ -153,6 +153,7 @@ pub fn TaskDetail() -> impl IntoView {
         params.with(|params| params.get("id").and_then(|id| id.parse::<i64>().ok()))
     });
     let task = Memo::new(move |_| id.get().and_then(|id| store.task(id)));
+    let exists = Memo::new(move |_| task.with(Option::is_some));
     let draft = Draft::new();
     // The version the form was filled from: what the user's edit applies to.
     let editing = RwSignal::new(None::<Task>);
@@ -236,9 +237,11 @@ pub fn TaskDetail() -> impl IntoView {
 
     view! {
         <A href=move || format!("/projects/{}", store.id()) attr:class="back">"← Board"</A>
-        {move || match (id.get(), task.get()) {
+        // Only whether the task exists decides what is shown: re-rendering the
+        // form on every change of the task would drop what the user is typing.
+        {move || match (id.get(), exists.get()) {
             (None, _) => view! { <p class="error">"This is not a task address."</p> }.into_any(),
-            (Some(_), None) => match store.load.get() {
+            (Some(_), false) => match store.load.get() {
                 LoadState::Ready => view! {
                     <p class="error">"There is no such task in this project (it may have been deleted)."</p>
                 }.into_any(),
@@ -247,7 +250,7 @@ pub fn TaskDetail() -> impl IntoView {
                 }.into_any(),
                 LoadState::Loading { .. } => view! { <p class="muted">"Loading task…"</p> }.into_any(),
             },
-            (Some(id), Some(_)) => view! {
+            (Some(id), true) => view! {
                 <form class="card task-detail" on:submit=submit>
                     <h1>{format!("Task #{id}")}</h1>
                     <Show when=stale>
