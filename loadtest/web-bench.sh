@@ -57,7 +57,7 @@ for run in 1 2 3; do
     "{\"base\":\"$BASE\",\"project\":\"$PROJECT\",\"users\":[$USER_JSON],\"artifacts\":\"../target/web-bench\"}" </dev/null | tail -1)
   RUNS+=("$line")
 done
-WASM=$(ls web/dist/assets/app-*.wasm)
+WASM=$(ls web/dist/assets/*/app_bg.wasm)
 node -e '
   const runs = process.argv.slice(3).map((line) => JSON.parse(line).result);
   const report = { wasm_bytes: +process.argv[1], wasm_brotli_bytes: +process.argv[2], runs };

@@ -59,6 +59,9 @@ const scenarios = {
   async signup() {
     const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
     const page = await context.newPage();
+    const fetched = [];
+    page.on("request", (request) => fetched.push(new URL(request.url()).pathname));
+    const taskModuleFetched = () => fetched.some((path) => /split_.*task_route.*\.wasm$/.test(path));
     await page.goto(args.base + "/");
     await page.waitForSelector("text=Sign in");
     await shot(page, "sign-in");
@@ -77,8 +80,11 @@ const scenarios = {
     await page.click("text=Add task");
     await page.waitForSelector('[data-task-id="1"] >> text=Write the announcement');
     await shot(page, "board");
+    // The task page's code is a module of its own, fetched on first use.
+    const taskModuleBeforeOpening = taskModuleFetched();
     await page.click('[data-task-id="1"] a.task-title');
     await page.waitForSelector("h1:has-text('Task #1')");
+    const taskModuleAfterOpening = taskModuleFetched();
     const detailUrl = page.url();
 
     // Edit fields, add a subtask.
@@ -118,7 +124,8 @@ const scenarios = {
     await page.click("text=Sign out");
     await page.waitForSelector("h1:has-text('Sign in')");
     const token = await page.evaluate(() => localStorage.getItem("taskmaster.token"));
-    return { projects, url: detailUrl, saved, signedOutToken: token };
+    return { projects, url: detailUrl, saved, signedOutToken: token,
+             taskModuleBeforeOpening, taskModuleAfterOpening };
   },
 
   // Two users on one board: a change by one shows for the other without reload.

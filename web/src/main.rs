@@ -11,7 +11,7 @@ mod virtual_list;
 
 use leptos::prelude::*;
 use leptos_router::components::{ParentRoute, Redirect, Route, Router, Routes, A};
-use leptos_router::path;
+use leptos_router::{path, Lazy};
 
 use notices::{NoticeList, Notices};
 use session::{use_session, Session};
@@ -66,8 +66,8 @@ fn App() -> impl IntoView {
                     <Route path=path!("/projects") view=|| view! { <SignedIn><pages::projects::ProjectList/></SignedIn> }/>
                     <ParentRoute path=path!("/projects/:pid") view=|| view! { <SignedIn><pages::board::ProjectShell/></SignedIn> }>
                         <Route path=path!("") view=pages::board::Board/>
-                        <Route path=path!("tasks/:id") view=pages::task::TaskDetail/>
-                        <Route path=path!("members") view=pages::members::Members/>
+                        <Route path=path!("tasks/:id") view={Lazy::<pages::task::TaskRoute>::new()}/>
+                        <Route path=path!("members") view={Lazy::<pages::members::MembersRoute>::new()}/>
                     </ParentRoute>
                 </Routes>
             </main>

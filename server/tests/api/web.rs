@@ -127,8 +127,8 @@ async fn serves_the_app_with_hashed_immutable_assets_and_a_fresh_index() {
 
     let wasm = html
         .split('"')
-        .find(|part| part.starts_with("/assets/app-") && part.ends_with(".wasm"))
-        .expect("index.html names the hashed wasm");
+        .find(|part| part.starts_with("/assets/") && part.ends_with("/app_bg.wasm"))
+        .expect("index.html names the wasm in the build's hashed directory");
     let asset = app
         .client
         .get(app.url(wasm))
@@ -248,6 +248,14 @@ async fn sign_up_create_a_project_and_a_task_in_the_browser() {
         "Two paragraphs and a link to the demo."
     );
     assert_eq!(result["signedOutToken"], Value::Null);
+    assert_eq!(
+        result["taskModuleBeforeOpening"], false,
+        "the board fetched the task page's code"
+    );
+    assert_eq!(
+        result["taskModuleAfterOpening"], true,
+        "the task page's code is its own module"
+    );
     // The invitation reached the server: Grace sees the project.
     let projects = app.get("/api/v1/projects", &invited.token).await;
     assert_eq!(projects.body["items"][0]["name"], "Launch plan");

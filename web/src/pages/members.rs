@@ -2,10 +2,25 @@
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
+use leptos_router::{lazy_route, LazyRoute};
 use protocol::{AddMemberRequest, Items, Member, Role};
 
 use crate::api;
 use crate::store::use_store;
+
+/// Loaded on first visit, like the task page.
+pub struct MembersRoute;
+
+#[lazy_route]
+impl LazyRoute for MembersRoute {
+    fn data() -> Self {
+        MembersRoute
+    }
+
+    fn view(_this: Self) -> AnyView {
+        view! { <Members/> }.into_any()
+    }
+}
 
 #[component]
 pub fn Members() -> impl IntoView {

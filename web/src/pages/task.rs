@@ -5,6 +5,7 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 use leptos_router::components::A;
 use leptos_router::hooks::{use_navigate, use_params_map};
+use leptos_router::{lazy_route, LazyRoute};
 use protocol::{NewTask, Priority, Task, TaskPatch, TaskStatus};
 
 use super::board::load_tasks;
@@ -140,6 +141,21 @@ impl Draft {
         task.dependencies = self.dependencies.get_untracked();
         task.assignee_id = Some(self.assignee.get_untracked()).filter(|value| !value.is_empty());
         task.parent_id = self.parent.get_untracked().parse().ok();
+    }
+}
+
+/// The task page is not part of the first screen: its code is split out of
+/// the main wasm module and fetched the first time a task is opened.
+pub struct TaskRoute;
+
+#[lazy_route]
+impl LazyRoute for TaskRoute {
+    fn data() -> Self {
+        TaskRoute
+    }
+
+    fn view(_this: Self) -> AnyView {
+        view! { <TaskDetail/> }.into_any()
     }
 }
 
