@@ -236,8 +236,17 @@ const scenarios = {
 
     // An address of a task that does not exist says so instead of waiting.
     await page.goto(`${args.base}/projects/${args.project}/tasks/999`);
-    const missing = await page.waitForSelector("text=There is no such task", { timeout: 10000 });
-    return { cycleMessage, staleMessage, typed, shown, missing: await missing.textContent() };
+    const missing = await (await page.waitForSelector("text=There is no such task", { timeout: 10000 })).textContent();
+
+    // A project the server refuses shows why, with a retry, not a blank page.
+    await page.goto(`${args.base}/projects/01900000-0000-7000-8000-000000000000`);
+    const refused = await page.waitForSelector(".failure", { timeout: 10000 });
+    const refusedText = await refused.textContent();
+    const retry = await page.$(".failure button:has-text('Retry')");
+    await page.waitForSelector('[data-link="refused"]');
+    await shot(page, "refused-project");
+    return { cycleMessage, staleMessage, typed, shown, missing,
+             refusedText, hasRetry: retry !== null };
   },
 
   // The server restarts: the board says it is offline, then catches up.

@@ -282,7 +282,7 @@ fn on_ack(link: &Rc<RefCell<Inner>>, id: u64, answer: Value) {
         join(link);
     } else {
         link.borrow_mut().closed = true;
-        store.link.set(LinkState::Offline);
+        store.link.set(LinkState::Refused);
         store.load.set(crate::store::LoadState::Failed(
             answer["error"]["message"]
                 .as_str()

@@ -16,7 +16,10 @@ use protocol::{Member, PresenceUser, Project, Task};
 pub enum LinkState {
     Connecting,
     Live,
+    /// Dropped; reconnecting.
     Offline,
+    /// The server will not let us follow this project (not a member, unknown).
+    Refused,
 }
 
 /// Progress of the initial load.

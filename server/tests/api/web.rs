@@ -381,6 +381,14 @@ async fn a_refused_edit_rolls_back_with_a_message_and_keeps_the_typing() {
     assert_eq!(result["typed"], "Alice's new title");
     assert_eq!(result["shown"], "Bob's title");
     assert!(result["missing"].as_str().unwrap().contains("no such task"));
+    assert!(
+        result["refusedText"]
+            .as_str()
+            .unwrap()
+            .contains("not found"),
+        "{result}"
+    );
+    assert_eq!(result["hasRetry"], true);
     let task = app.task(&alice, &project, 2).await;
     assert_eq!(
         task.body["dependencies"],
