@@ -58,6 +58,7 @@ if ! cargo install --list | grep -q "^wasm_split_cli_support v$SPLIT_VERSION:"; 
 fi
 
 # 3. wasm-opt and the browser-test driver, from npm.
+command -v npm >/dev/null 2>&1 || apt_install nodejs npm
 say "installing the web build and test tools (npm ci)"
 (cd "$WEB" && npm ci --no-audit --no-fund --loglevel=error)
 command -v brotli >/dev/null 2>&1 || apt_install brotli

@@ -102,6 +102,18 @@ fn browser_user(user: &TestUser, name: &str) -> Value {
     json!({ "id": user.id, "email": user.email, "token": user.token, "name": name })
 }
 
+/// A scenario on one project, with the browsers signed in as `users`.
+fn on_project(name: &str, app: &TestApp, project: &str, users: &[(&TestUser, &str)]) -> Scenario {
+    let users: Vec<Value> = users
+        .iter()
+        .map(|(user, name)| browser_user(user, name))
+        .collect();
+    Scenario::start(
+        name,
+        json!({ "base": app.address, "project": project, "users": users }),
+    )
+}
+
 #[tokio::test]
 async fn serves_the_app_with_hashed_immutable_assets_and_a_fresh_index() {
     assert_web_app_built();
@@ -288,10 +300,11 @@ async fn a_change_in_one_browser_shows_in_another_within_a_second() {
         .await;
     app.create_task(&alice, &project, json!({ "title": "Second" }))
         .await;
-    let scenario = Scenario::start(
+    let scenario = on_project(
         "live",
-        json!({ "base": app.address, "project": project,
-                "users": [browser_user(&alice, "Alice Adams"), browser_user(&bob, "Bob Brown")] }),
+        &app,
+        &project,
+        &[(&alice, "Alice Adams"), (&bob, "Bob Brown")],
     );
     let result = scenario.result().await;
     assert!(result["statusMs"].as_u64().unwrap() <= 1000, "{result}");
@@ -332,10 +345,7 @@ async fn a_board_of_ten_thousand_tasks_keeps_a_bounded_dom_while_scrolling() {
     let alice = app.register("alice").await;
     let project = app.create_project(&alice, "Big").await;
     seed_tasks(&app, &project, 10_000).await;
-    let scenario = Scenario::start(
-        "scale",
-        json!({ "base": app.address, "project": project, "users": [browser_user(&alice, "Alice Adams")] }),
-    );
+    let scenario = on_project("scale", &app, &project, &[(&alice, "Alice Adams")]);
     let result = scenario.result().await;
     let rows = result["maxRows"].as_u64().unwrap();
     assert!(rows > 0 && rows < 150, "{rows} task rows in the DOM");
@@ -356,10 +366,7 @@ async fn a_refused_edit_rolls_back_with_a_message_and_keeps_the_typing() {
         .await;
     app.patch_task(&alice, &project, 1, json!({ "dependencies": [2] }))
         .await;
-    let mut scenario = Scenario::start(
-        "rollback",
-        json!({ "base": app.address, "project": project, "users": [browser_user(&alice, "Alice Adams")] }),
-    );
+    let mut scenario = on_project("rollback", &app, &project, &[(&alice, "Alice Adams")]);
     scenario.expect_step("change_task_1").await;
     let changed = app
         .patch_task(&bob, &project, 1, json!({ "title": "Bob's title" }))
@@ -405,10 +412,7 @@ async fn the_board_goes_offline_and_catches_up_after_a_server_restart() {
     app.create_task(&alice, &project, json!({ "title": "Before" }))
         .await;
     let bind: std::net::SocketAddr = app.address.trim_start_matches("http://").parse().unwrap();
-    let mut scenario = Scenario::start(
-        "reconnect",
-        json!({ "base": app.address, "project": project, "users": [browser_user(&alice, "Alice Adams")] }),
-    );
+    let mut scenario = on_project("reconnect", &app, &project, &[(&alice, "Alice Adams")]);
     scenario.expect_step("stop_server").await;
     app.shut_down().await.unwrap();
     scenario.go_on().await;

@@ -4,10 +4,13 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 use leptos_router::components::A;
 use leptos_router::hooks::use_navigate;
+use leptos_router::NavigateOptions;
 use protocol::{AuthResponse, LoginRequest, RegisterRequest};
+use serde::Serialize;
+use std::sync::Arc;
 
 use crate::api;
-use crate::session::use_session;
+use crate::session::{use_session, Session};
 
 pub fn sign_out() {
     let session = use_session();
@@ -19,32 +22,60 @@ pub fn sign_out() {
     });
 }
 
+/// The router's `navigate`, shareable.
+type Navigate = Arc<dyn Fn(&str, NavigateOptions) + Send + Sync>;
+
+/// One sign-in or sign-up form's submission: on success the session is kept
+/// and the projects open; on failure the server's reason is shown.
+#[derive(Clone)]
+struct Attempt {
+    session: Session,
+    navigate: Navigate,
+    error: RwSignal<Option<String>>,
+    busy: RwSignal<bool>,
+}
+
+impl Attempt {
+    fn new() -> Self {
+        Self {
+            session: use_session(),
+            navigate: Arc::new(use_navigate()),
+            error: RwSignal::new(None),
+            busy: RwSignal::new(false),
+        }
+    }
+
+    fn send(&self, path: &'static str, body: impl Serialize + 'static) {
+        let this = self.clone();
+        this.busy.set(true);
+        spawn_local(async move {
+            match api::post::<AuthResponse>(path, &body).await {
+                Ok(answer) => {
+                    this.session.signed_in(answer);
+                    (this.navigate)("/projects", NavigateOptions::default());
+                }
+                Err(failure) => this.error.set(Some(failure.message)),
+            }
+            this.busy.set(false);
+        });
+    }
+}
+
 #[component]
 pub fn SignIn() -> impl IntoView {
-    let session = use_session();
-    let navigate = use_navigate();
     let email = RwSignal::new(String::new());
     let password = RwSignal::new(String::new());
-    let error = RwSignal::new(None::<String>);
-    let busy = RwSignal::new(false);
+    let attempt = Attempt::new();
+    let (error, busy) = (attempt.error, attempt.busy);
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
-        busy.set(true);
-        let navigate = navigate.clone();
-        spawn_local(async move {
-            let request = LoginRequest {
+        attempt.send(
+            "/api/v1/auth/login",
+            LoginRequest {
                 email: email.get_untracked(),
                 password: password.get_untracked(),
-            };
-            match api::post::<AuthResponse>("/api/v1/auth/login", &request).await {
-                Ok(answer) => {
-                    session.signed_in(answer);
-                    navigate("/projects", Default::default());
-                }
-                Err(failure) => error.set(Some(failure.message)),
-            }
-            busy.set(false);
-        });
+            },
+        );
     };
     view! {
         <form class="card auth" on:submit=submit>
@@ -62,32 +93,21 @@ pub fn SignIn() -> impl IntoView {
 
 #[component]
 pub fn SignUp() -> impl IntoView {
-    let session = use_session();
-    let navigate = use_navigate();
     let name = RwSignal::new(String::new());
     let email = RwSignal::new(String::new());
     let password = RwSignal::new(String::new());
-    let error = RwSignal::new(None::<String>);
-    let busy = RwSignal::new(false);
+    let attempt = Attempt::new();
+    let (error, busy) = (attempt.error, attempt.busy);
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
-        busy.set(true);
-        let navigate = navigate.clone();
-        spawn_local(async move {
-            let request = RegisterRequest {
+        attempt.send(
+            "/api/v1/auth/register",
+            RegisterRequest {
                 email: email.get_untracked(),
                 name: name.get_untracked(),
                 password: password.get_untracked(),
-            };
-            match api::post::<AuthResponse>("/api/v1/auth/register", &request).await {
-                Ok(answer) => {
-                    session.signed_in(answer);
-                    navigate("/projects", Default::default());
-                }
-                Err(failure) => error.set(Some(failure.message)),
-            }
-            busy.set(false);
-        });
+            },
+        );
     };
     view! {
         <form class="card auth" on:submit=submit>
