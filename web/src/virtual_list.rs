@@ -4,7 +4,8 @@
 use leptos::html::Div;
 use leptos::prelude::*;
 
-/// Rows rendered above and below the visible ones.
+/// Rows rendered above and below the visible ones, unless a list asks for
+/// fewer (several lists side by side share one DOM budget).
 const OVERSCAN: usize = 8;
 
 #[component]
@@ -17,6 +18,9 @@ pub fn VirtualList<R>(
     /// Renders the row of one id.
     render: R,
     #[prop(optional, into)] class: String,
+    /// Rows kept beyond each edge of the view.
+    #[prop(default = OVERSCAN)]
+    overscan: usize,
 ) -> impl IntoView
 where
     R: Fn(i64) -> AnyView + Clone + Send + Sync + 'static,
@@ -44,8 +48,8 @@ where
         let count = ids.with(Vec::len);
         let first = (scroll_top.get() / row_height).floor() as usize;
         let visible = (viewport_height.get() / row_height).ceil() as usize + 1;
-        let start = first.saturating_sub(OVERSCAN).min(count);
-        let end = (first + visible + OVERSCAN).min(count);
+        let start = first.saturating_sub(overscan).min(count);
+        let end = (first + visible + overscan).min(count);
         (start, end)
     });
     let rows = move || {

@@ -349,6 +349,8 @@ async fn a_board_of_ten_thousand_tasks_keeps_a_bounded_dom_while_scrolling() {
     let result = scenario.result().await;
     let rows = result["maxRows"].as_u64().unwrap();
     assert!(rows > 0 && rows < 150, "{rows} task rows in the DOM");
+    let cards = result["maxCards"].as_u64().unwrap();
+    assert!(cards > 0 && cards < 150, "{cards} task cards in the DOM");
     println!("10,000-task board: {result}");
     std::fs::write(artifacts("scale").join("timings.json"), result.to_string()).unwrap();
 }

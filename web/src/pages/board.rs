@@ -20,6 +20,9 @@ use crate::virtual_list::VirtualList;
 const PAGE_SIZE: usize = 500;
 const LIST_ROW_HEIGHT: f64 = 40.0;
 const CARD_HEIGHT: f64 = 64.0;
+/// Seven columns side by side: a small margin each keeps the whole board
+/// under 150 cards in the DOM.
+const COLUMN_OVERSCAN: usize = 3;
 
 #[component]
 pub fn ProjectShell() -> impl IntoView {
@@ -376,7 +379,7 @@ fn Columns(matching: Memo<Vec<i64>>) -> impl IntoView {
                 view! {
                     <div class="column" data-status=status.as_str()>
                         <h2>{status.as_str()} " " <span class="muted">{move || ids.with(Vec::len)}</span></h2>
-                        <VirtualList ids=ids row_height=CARD_HEIGHT class="cards"
+                        <VirtualList ids=ids row_height=CARD_HEIGHT class="cards" overscan=COLUMN_OVERSCAN
                             render=move |id| view! { <TaskCard id=id/> }.into_any()/>
                     </div>
                 }
