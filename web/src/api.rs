@@ -44,10 +44,9 @@ impl std::error::Error for ApiError {}
 
 pub type ApiResult<T> = Result<T, ApiError>;
 
-/// A successful response: its status, ETag and body text.
+/// A successful response: its status and body text.
 struct Answer {
     status: u16,
-    etag: Option<String>,
     body: String,
 }
 
@@ -114,11 +113,7 @@ async fn send(
     }
     let status = response.status();
     if (200..300).contains(&status) {
-        return Ok(Answer {
-            status,
-            etag: response.headers().get("etag").ok().flatten(),
-            body: text,
-        });
+        return Ok(Answer { status, body: text });
     }
     if status == 401 && !path.starts_with("/api/v1/auth/") {
         session::sign_out_locally();
@@ -192,6 +187,5 @@ pub async fn next_task(project: &str) -> ApiResult<Option<Task>> {
     if answer.status == 204 {
         return Ok(None);
     }
-    let _ = &answer.etag;
     decode(answer).map(Some)
 }

@@ -11,8 +11,8 @@ use leptos::prelude::*;
 use protocol::{event_type, Event, Presence};
 use serde_json::{json, Value};
 use wasm_bindgen::closure::Closure;
-use wasm_bindgen::JsCast;
-use web_sys::{CloseEvent, MessageEvent, WebSocket};
+use wasm_bindgen::{JsCast, JsValue};
+use web_sys::{MessageEvent, WebSocket};
 
 use crate::session;
 use crate::store::{LinkState, ProjectStore};
@@ -41,10 +41,8 @@ struct Inner {
     early: Vec<Event>,
     attempts: u32,
     closed: bool,
-    handlers: Vec<Closure<dyn FnMut(JsValueEvent)>>,
+    handlers: Vec<Closure<dyn FnMut(JsValue)>>,
 }
-
-type JsValueEvent = wasm_bindgen::JsValue;
 
 impl LiveLink {
     pub fn connect(store: ProjectStore, hooks: Hooks) -> Self {
@@ -95,7 +93,7 @@ fn open(link: &Rc<RefCell<Inner>>) {
     link.borrow().store.link.set(LinkState::Connecting);
 
     let weak = Rc::downgrade(link);
-    let on_message = Closure::<dyn FnMut(JsValueEvent)>::new(move |event: JsValueEvent| {
+    let on_message = Closure::<dyn FnMut(JsValue)>::new(move |event: JsValue| {
         let Some(link) = weak.upgrade() else { return };
         let Some(text) = event.unchecked_into::<MessageEvent>().data().as_string() else {
             return;
@@ -103,8 +101,7 @@ fn open(link: &Rc<RefCell<Inner>>) {
         on_packet(&link, &text);
     });
     let weak = Rc::downgrade(link);
-    let on_close = Closure::<dyn FnMut(JsValueEvent)>::new(move |event: JsValueEvent| {
-        let _ = event.unchecked_into::<CloseEvent>();
+    let on_close = Closure::<dyn FnMut(JsValue)>::new(move |_: JsValue| {
         let Some(link) = weak.upgrade() else { return };
         dropped(&link);
     });
@@ -229,7 +226,7 @@ fn on_socket_io(link: &Rc<RefCell<Inner>>, packet: &str) {
 }
 
 fn join(link: &Rc<RefCell<Inner>>) {
-    let (packet, id) = {
+    let packet = {
         let mut inner = link.borrow_mut();
         let id = inner.next_ack;
         inner.next_ack += 1;
@@ -239,9 +236,8 @@ fn join(link: &Rc<RefCell<Inner>>) {
         if let Some(since) = since {
             body["since"] = json!(since);
         }
-        (format!("42{id}{}", json!(["join", body])), id)
+        format!("42{id}{}", json!(["join", body]))
     };
-    let _ = id;
     send(link, &packet);
 }
 

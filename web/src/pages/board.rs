@@ -159,7 +159,10 @@ struct Filters {
     status: Option<TaskStatus>,
     priority: Option<Priority>,
     assignee: Option<String>,
+    /// As typed, for the input.
     text: String,
+    /// `text` lowercased once, not once per task.
+    needle: String,
     columns: bool,
 }
 
@@ -173,11 +176,7 @@ impl Filters {
                 .assignee
                 .as_deref()
                 .is_none_or(|assignee| task.assignee_id.as_deref() == Some(assignee))
-            && (self.text.is_empty()
-                || task
-                    .title
-                    .to_lowercase()
-                    .contains(&self.text.to_lowercase()))
+            && (self.needle.is_empty() || task.title.to_lowercase().contains(&self.needle))
     }
 }
 
@@ -192,13 +191,14 @@ pub fn Board() -> impl IntoView {
             status: query.get("status").and_then(|value| value.parse().ok()),
             priority: query.get("priority").and_then(|value| value.parse().ok()),
             assignee: query.get("assignee").filter(|value| !value.is_empty()),
+            needle: query.get("q").unwrap_or_default().to_lowercase(),
             text: query.get("q").unwrap_or_default(),
             columns: query.get("view").as_deref() == Some("columns"),
         })
     });
     let set_filter = {
         let navigate = navigate.clone();
-        move |key: &'static str, value: String| {
+        Callback::new(move |(key, value): (&'static str, String)| {
             let mut pairs: Vec<(String, String)> = query.with_untracked(|query| {
                 query
                     .clone()
@@ -232,7 +232,7 @@ pub fn Board() -> impl IntoView {
                     ..Default::default()
                 },
             );
-        }
+        })
     };
     let matching = Memo::new(move |_| {
         let filters = filters.get();
@@ -288,11 +288,6 @@ pub fn Board() -> impl IntoView {
         }
     };
 
-    let on_status = set_filter.clone();
-    let on_priority = set_filter.clone();
-    let on_assignee = set_filter.clone();
-    let on_text = set_filter.clone();
-    let on_view = set_filter;
     view! {
         <div class="toolbar">
             <form class="inline" on:submit=create>
@@ -304,19 +299,19 @@ pub fn Board() -> impl IntoView {
             <div class="filters">
                 <select name="status" aria-label="Status"
                     prop:value=move || filters.get().status.map(|s| s.as_str().to_owned()).unwrap_or_default()
-                    on:change=move |ev| on_status("status", event_target_value(&ev))>
+                    on:change=move |ev| set_filter.run(("status", event_target_value(&ev)))>
                     <option value="">"Any status"</option>
                     {TaskStatus::ALL.iter().map(|status| view! { <option value=status.as_str()>{status.as_str()}</option> }).collect_view()}
                 </select>
                 <select name="priority" aria-label="Priority"
                     prop:value=move || filters.get().priority.map(|p| p.as_str().to_owned()).unwrap_or_default()
-                    on:change=move |ev| on_priority("priority", event_target_value(&ev))>
+                    on:change=move |ev| set_filter.run(("priority", event_target_value(&ev)))>
                     <option value="">"Any priority"</option>
                     {Priority::ALL.iter().map(|priority| view! { <option value=priority.as_str()>{priority.as_str()}</option> }).collect_view()}
                 </select>
                 <select name="assignee" aria-label="Assignee"
                     prop:value=move || filters.get().assignee.unwrap_or_default()
-                    on:change=move |ev| on_assignee("assignee", event_target_value(&ev))>
+                    on:change=move |ev| set_filter.run(("assignee", event_target_value(&ev)))>
                     <option value="">"Anyone"</option>
                     <For each=move || store.members.get() key=|member| member.user.id.clone() let:member>
                         <option value=member.user.id.clone()>{member.user.name.clone()}</option>
@@ -324,8 +319,8 @@ pub fn Board() -> impl IntoView {
                 </select>
                 <input name="q" type="search" placeholder="Filter by text" aria-label="Text"
                     prop:value=move || filters.get().text
-                    on:input=move |ev| on_text("q", event_target_value(&ev))/>
-                <button class="link" on:click=move |_| on_view("view", if filters.get_untracked().columns { String::new() } else { "columns".into() })>
+                    on:input=move |ev| set_filter.run(("q", event_target_value(&ev)))/>
+                <button class="link" on:click=move |_| set_filter.run(("view", if filters.get_untracked().columns { String::new() } else { "columns".into() }))>
                     {move || if filters.get().columns { "List view" } else { "Column view" }}
                 </button>
             </div>
@@ -336,7 +331,7 @@ pub fn Board() -> impl IntoView {
         } else {
             view! {
                 <VirtualList
-                    ids=Signal::derive(move || matching.get())
+                    ids=Signal::from(matching)
                     row_height=LIST_ROW_HEIGHT
                     class="task-list"
                     render=move |id| view! { <TaskRow id=id/> }.into_any()
@@ -368,18 +363,34 @@ fn LoadProgress(count: Signal<usize>) -> impl IntoView {
 #[component]
 fn Columns(matching: Memo<Vec<i64>>) -> impl IntoView {
     let store = use_store();
+    // One pass over the matching tasks sorts them into every column; each
+    // column then keeps its own list and changes only when that list does.
+    let by_status = Memo::new(move |_| {
+        let mut columns = vec![Vec::new(); TaskStatus::ALL.len()];
+        store.tasks.with(|tasks| {
+            matching.with(|ids| {
+                for id in ids {
+                    if let Some(task) = tasks.get(id) {
+                        let column = TaskStatus::ALL
+                            .iter()
+                            .position(|status| *status == task.status);
+                        if let Some(column) = column {
+                            columns[column].push(*id);
+                        }
+                    }
+                }
+            })
+        });
+        columns
+    });
     view! {
         <div class="columns">
-            {TaskStatus::ALL.iter().copied().map(|status| {
-                let ids = Signal::derive(move || {
-                    store.tasks.with(|tasks| matching.with(|ids| {
-                        ids.iter().copied().filter(|id| tasks.get(id).is_some_and(|task| task.status == status)).collect::<Vec<_>>()
-                    }))
-                });
+            {TaskStatus::ALL.iter().copied().enumerate().map(|(column, status)| {
+                let ids = Memo::new(move |_| by_status.with(|columns| columns[column].clone()));
                 view! {
                     <div class="column" data-status=status.as_str()>
                         <h2>{status.as_str()} " " <span class="muted">{move || ids.with(Vec::len)}</span></h2>
-                        <VirtualList ids=ids row_height=CARD_HEIGHT class="cards" overscan=COLUMN_OVERSCAN
+                        <VirtualList ids=Signal::from(ids) row_height=CARD_HEIGHT class="cards" overscan=COLUMN_OVERSCAN
                             render=move |id| view! { <TaskCard id=id/> }.into_any()/>
                     </div>
                 }
