@@ -39,31 +39,35 @@ pub async fn record(Json(report): Json<RumReport>) -> Result<StatusCode> {
             "at most {MAX_METRICS} metrics per report"
         )));
     }
+    let mut valid = Vec::with_capacity(report.metrics.len());
     for metric in &report.metrics {
         let name = metric.name.as_str();
-        let limit = match name {
-            LAYOUT_SHIFT => MAX_LAYOUT_SHIFT,
-            _ if TIMINGS.contains(&name) => MAX_MILLISECONDS,
-            _ => {
-                return Err(ApiError::validation(format!(
-                    "unknown metric `{}`; expected one of: {}, {LAYOUT_SHIFT}",
-                    name.chars().take(40).collect::<String>(),
-                    TIMINGS.join(", ")
-                )))
-            }
+        let (name, limit) = match name {
+            LAYOUT_SHIFT => (LAYOUT_SHIFT, MAX_LAYOUT_SHIFT),
+            _ => match TIMINGS.iter().find(|known| **known == name) {
+                Some(known) => (*known, MAX_MILLISECONDS),
+                None => {
+                    return Err(ApiError::validation(format!(
+                        "unknown metric `{}`; expected one of: {}, {LAYOUT_SHIFT}",
+                        name.chars().take(40).collect::<String>(),
+                        TIMINGS.join(", ")
+                    )))
+                }
+            },
         };
         if !metric.value.is_finite() || !(0.0..=limit).contains(&metric.value) {
             return Err(ApiError::validation(format!(
                 "`{name}` must be between 0 and {limit}"
             )));
         }
+        valid.push((name, metric.value));
     }
-    for metric in report.metrics {
-        if metric.name == LAYOUT_SHIFT {
-            metrics::histogram!("web_vitals_cls").record(metric.value);
-        } else if let Some(name) = TIMINGS.iter().find(|known| **known == metric.name) {
-            metrics::histogram!("web_vitals_seconds", "metric" => *name)
-                .record(metric.value / 1000.0);
+    // Recorded only once the whole report is valid.
+    for (name, value) in valid {
+        if name == LAYOUT_SHIFT {
+            metrics::histogram!("web_vitals_cls").record(value);
+        } else {
+            metrics::histogram!("web_vitals_seconds", "metric" => name).record(value / 1000.0);
         }
     }
     Ok(StatusCode::NO_CONTENT)
