@@ -16,7 +16,7 @@ use governor::{DefaultKeyedRateLimiter, Quota};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
-use crate::error::{ApiError, Result};
+use crate::error::{Error, Result};
 
 /// Hashes a password with argon2id (the crate's defaults follow OWASP's
 /// recommendation). Slow on purpose: call from a blocking thread.
@@ -87,7 +87,7 @@ impl LoginLimiter {
     /// Counts an attempt from `ip`; refuses it once the IP's budget is spent.
     pub fn check_ip(&self, ip: IpAddr) -> Result<()> {
         self.by_ip.check_key(&ip).map_err(|not_until| {
-            ApiError::TooManyRequests(not_until.wait_time_from(DefaultClock::default().now()))
+            Error::RateLimited(not_until.wait_time_from(DefaultClock::default().now()))
         })
     }
 
@@ -96,7 +96,7 @@ impl LoginLimiter {
         self.by_email
             .check_key(&email.to_owned())
             .map_err(|not_until| {
-                ApiError::TooManyRequests(not_until.wait_time_from(DefaultClock::default().now()))
+                Error::RateLimited(not_until.wait_time_from(DefaultClock::default().now()))
             })
     }
 

@@ -1,5 +1,7 @@
 //! Task Master server: a REST API and real-time hub for shared Task Master plans.
 
+/// The application layer: every use case, called by every entry point.
+pub mod app;
 /// Passwords, tokens and sign-in rate limits.
 pub mod auth;
 /// Settings from the environment; secrets redacted.
@@ -10,8 +12,10 @@ pub mod db;
 pub mod domain;
 /// A private PostgreSQL for running without `DATABASE_URL`.
 pub mod embedded_pg;
-/// The one error type and its HTTP rendering.
+/// The one error type, free of any transport.
 pub mod error;
+/// Readiness probes, one per dependency.
+pub mod health;
 /// Routes, middleware and handlers.
 pub mod http;
 /// Socket.IO: rooms per project, ordered exactly-once delivery, presence.

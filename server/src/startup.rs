@@ -13,12 +13,14 @@ use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tower::util::MapRequestLayer;
 
-use crate::auth::{LoginLimiter, SWEEP_INTERVAL};
+use crate::app::{App, CommitListener};
+use crate::auth::SWEEP_INTERVAL;
 use crate::config::Config;
 use crate::db;
 use crate::embedded_pg::EmbeddedPostgres;
+use crate::health::Probe;
 use crate::http;
-use crate::realtime::{self, Bus, Realtime, RealtimeSettings};
+use crate::realtime::{self, Bus, FanoutProbe, Realtime, RealtimeSettings};
 use crate::state::AppState;
 use crate::telemetry;
 
@@ -30,6 +32,7 @@ pub struct Application {
     listener: TcpListener,
     router: Router,
     state: AppState,
+    realtime: Realtime,
     embedded: Option<EmbeddedPostgres>,
 }
 
@@ -43,20 +46,28 @@ impl Application {
             })?,
             None => Bus::Disabled,
         };
+        let config = Arc::new(config);
+        let app = App::new(db.clone(), config.clone());
+        let fanout_enabled = bus.is_enabled();
         let (realtime, socket_layer) =
-            Realtime::start(db.clone(), bus, RealtimeSettings::from_config(&config)).await?;
+            Realtime::start(app.clone(), bus, RealtimeSettings::from_config(&config)).await?;
+        app.set_listeners(vec![Arc::new(realtime.clone()) as Arc<dyn CommitListener>]);
         let listener = TcpListener::bind(config.bind)
             .await
             .with_context(|| format!("cannot listen on {}", config.bind))?;
+        let mut probes: Vec<Arc<dyn Probe>> = vec![Arc::new(db::DatabaseProbe {
+            name: "database",
+            pool: db.clone(),
+            required: true,
+        })];
+        if fanout_enabled {
+            probes.push(Arc::new(FanoutProbe(realtime.clone())));
+        }
         let state = AppState {
-            db,
-            realtime,
-            login_limiter: LoginLimiter::new(
-                config.login_attempts_per_email_per_minute,
-                config.login_attempts_per_ip_per_minute,
-            ),
+            app,
             metrics: telemetry::metrics_handle(),
-            config: Arc::new(config),
+            config,
+            probes: Arc::new(probes),
         };
         Ok(Application {
             router: http::router(state.clone())
@@ -64,6 +75,7 @@ impl Application {
                 .layer(MapRequestLayer::new(realtime::detach_request_head)),
             listener,
             state,
+            realtime,
             embedded,
         })
     }
@@ -75,7 +87,7 @@ impl Application {
     }
 
     pub fn db(&self) -> &PgPool {
-        &self.state.db
+        self.state.app.db()
     }
 
     /// Serves until `shutdown` resolves, then stops accepting, lets in-flight
@@ -88,10 +100,10 @@ impl Application {
             listener,
             router,
             state,
+            realtime,
             mut embedded,
         } = self;
-        let sweeper = tokio::spawn(sweep_forever(state.clone()));
-        let realtime = state.realtime.clone();
+        let sweeper = tokio::spawn(sweep_forever(state.app.clone()));
         // Sockets never end by themselves: close them when shutdown begins, so
         // the graceful shutdown only waits for ordinary requests.
         let shutdown = async move {
@@ -100,7 +112,7 @@ impl Application {
         };
         let served = serve(listener, router, shutdown).await;
         sweeper.abort();
-        state.db.close().await;
+        state.app.db().close().await;
         if let Some(embedded) = embedded.as_mut() {
             embedded.stop();
         }
@@ -208,15 +220,12 @@ async fn serve(
 }
 
 /// Housekeeping: forget idle rate-limit keys, delete expired sessions.
-async fn sweep_forever(state: AppState) {
+async fn sweep_forever(app: App) {
     let mut interval = tokio::time::interval(SWEEP_INTERVAL);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         interval.tick().await;
-        state.login_limiter.sweep();
-        if let Err(error) = db::users::delete_expired_sessions(&state.db).await {
-            tracing::warn!(%error, "could not sweep expired sessions");
-        }
+        app.sweep().await;
     }
 }
 

@@ -1,19 +1,18 @@
-//! What every handler can reach.
+//! What every HTTP handler can reach.
 
 use std::sync::Arc;
 
 use metrics_exporter_prometheus::PrometheusHandle;
-use sqlx::PgPool;
 
-use crate::auth::LoginLimiter;
+use crate::app::App;
 use crate::config::Config;
-use crate::realtime::Realtime;
+use crate::health::Probe;
 
 #[derive(Clone)]
 pub struct AppState {
-    pub db: PgPool,
-    pub realtime: Realtime,
+    pub app: App,
     pub config: Arc<Config>,
-    pub login_limiter: LoginLimiter,
     pub metrics: PrometheusHandle,
+    /// Readiness checks, one per dependency.
+    pub probes: Arc<Vec<Arc<dyn Probe>>>,
 }

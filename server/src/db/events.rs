@@ -7,13 +7,15 @@
 //! move only inside the transaction, a rollback returns its numbers unused:
 //! seq is gapless and never reused, whichever instance commits.
 
+use std::collections::HashMap;
+
 use protocol::{Event, Task};
 use sqlx::{PgPool, Postgres, Transaction};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::{projects, rfc3339};
-use crate::error::{ApiError, Result};
+use crate::error::{Error, Result};
 
 /// Events returned by one read, at most.
 pub const MAX_PAGE: i64 = 1_000;
@@ -34,7 +36,7 @@ impl ProjectWrite {
         let mut tx = pool.begin().await?;
         let (last_task_id, last_seq) = projects::lock(&mut tx, project)
             .await?
-            .ok_or_else(ApiError::project_not_found)?;
+            .ok_or_else(Error::project_not_found)?;
         Ok(ProjectWrite {
             tx,
             project,
@@ -147,4 +149,14 @@ pub async fn latest_seq(pool: &PgPool, project: Uuid) -> Result<i64> {
             .await?
             .unwrap_or(0),
     )
+}
+
+/// The latest seq of each of `projects` that exists.
+pub async fn latest_seqs(pool: &PgPool, projects: &[Uuid]) -> Result<HashMap<Uuid, i64>> {
+    let rows: Vec<(Uuid, i64)> =
+        sqlx::query_as("select project_id, last_seq from projects where project_id = any($1)")
+            .bind(projects)
+            .fetch_all(pool)
+            .await?;
+    Ok(rows.into_iter().collect())
 }

@@ -15,6 +15,8 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use crate::config::Config;
+use crate::error::Error;
+use crate::health::{Probe, Verdict};
 
 /// The migrations in `migrations/`, embedded at build time.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
@@ -68,4 +70,66 @@ pub fn rfc3339(at: OffsetDateTime) -> String {
     at.to_offset(time::UtcOffset::UTC)
         .format(&Rfc3339)
         .unwrap_or_else(|_| at.unix_timestamp().to_string())
+}
+
+impl From<sqlx::Error> for Error {
+    fn from(error: sqlx::Error) -> Self {
+        match &error {
+            // The pool could not hand out a connection in time: the database is
+            // down or saturated. Say so instead of pretending it is a bug.
+            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
+                tracing::warn!(%error, "database unavailable");
+                Error::Unavailable("database unavailable; retry shortly".into())
+            }
+            sqlx::Error::Database(db) => match db.code().as_deref() {
+                Some("57014") => {
+                    tracing::warn!(%error, "statement timed out");
+                    Error::Unavailable("database too slow to answer; retry shortly".into())
+                }
+                // Text PostgreSQL cannot store (a NUL character, say) is the
+                // client's mistake. Validation refuses it first; this is the
+                // net under any input that reaches SQL some other way.
+                Some("22021" | "22P05") => Error::validation(
+                    "text must not contain NUL characters or bytes that are not UTF-8",
+                ),
+                _ => Error::Internal(error.into()),
+            },
+            _ => Error::Internal(error.into()),
+        }
+    }
+}
+
+/// How long the readiness probe waits for the database.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Readiness of a database pool: `select 1` within [`PROBE_TIMEOUT`].
+pub struct DatabaseProbe {
+    pub name: &'static str,
+    pub pool: PgPool,
+    pub required: bool,
+}
+
+impl Probe for DatabaseProbe {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn required(&self) -> bool {
+        self.required
+    }
+
+    fn check(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = Verdict> + Send + '_>> {
+        Box::pin(async move {
+            let answer = tokio::time::timeout(
+                PROBE_TIMEOUT,
+                sqlx::query_scalar::<_, i32>("select 1").fetch_one(&self.pool),
+            )
+            .await;
+            if matches!(answer, Ok(Ok(1))) {
+                Verdict::Ok
+            } else {
+                Verdict::Unavailable
+            }
+        })
+    }
 }

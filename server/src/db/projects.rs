@@ -6,7 +6,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::rfc3339;
-use crate::error::{ApiError, Result};
+use crate::error::{Error, Result};
 
 fn project(project_id: Uuid, name: String, created_at: OffsetDateTime) -> Project {
     Project {
@@ -67,7 +67,7 @@ pub async fn role_of(pool: &PgPool, project: Uuid, user: Uuid) -> Result<Option<
 
 fn parse_role(role: &str) -> Result<Role> {
     role.parse()
-        .map_err(|error| ApiError::Internal(anyhow::anyhow!("bad role in database: {error}")))
+        .map_err(|error| Error::Internal(anyhow::anyhow!("bad role in database: {error}")))
 }
 
 /// Locks the project row for the rest of `tx`: every write to a project takes
@@ -92,7 +92,7 @@ struct MemberRow {
 }
 
 impl TryFrom<MemberRow> for Member {
-    type Error = ApiError;
+    type Error = Error;
 
     fn try_from(row: MemberRow) -> Result<Self> {
         Ok(Member {
@@ -139,14 +139,14 @@ pub async fn put_member(
     let mut tx = pool.begin().await?;
     lock(&mut tx, project)
         .await?
-        .ok_or_else(ApiError::project_not_found)?;
+        .ok_or_else(Error::project_not_found)?;
     let user: Option<(Uuid, String, String)> =
         sqlx::query_as("select user_id, email, name from users where email = $1")
             .bind(email)
             .fetch_optional(&mut *tx)
             .await?;
     let (user_id, email, name) = user.ok_or_else(|| {
-        ApiError::NotFound("user_not_found", "no user has this email address".into())
+        Error::NotFound("user_not_found", "no user has this email address".into())
     })?;
     let current: Option<String> = sqlx::query_scalar(
         "select role::text from project_members where project_id = $1 and user_id = $2",
@@ -160,7 +160,7 @@ pub async fn put_member(
         && role != Role::Owner
         && owner_count(&mut tx, project).await? == 1
     {
-        return Err(ApiError::Conflict(
+        return Err(Error::Conflict(
             "last_owner",
             "the project's last owner cannot be demoted; make someone else owner first".into(),
         ));
@@ -196,7 +196,7 @@ pub async fn remove_member(pool: &PgPool, project: Uuid, user: Uuid) -> Result<(
     let mut tx = pool.begin().await?;
     lock(&mut tx, project)
         .await?
-        .ok_or_else(ApiError::project_not_found)?;
+        .ok_or_else(Error::project_not_found)?;
     let role: Option<String> = sqlx::query_scalar(
         "select role::text from project_members where project_id = $1 and user_id = $2",
     )
@@ -208,9 +208,9 @@ pub async fn remove_member(pool: &PgPool, project: Uuid, user: Uuid) -> Result<(
         .as_deref()
         .map(parse_role)
         .transpose()?
-        .ok_or_else(|| ApiError::NotFound("member_not_found", "no such member".into()))?;
+        .ok_or_else(|| Error::NotFound("member_not_found", "no such member".into()))?;
     if role == Role::Owner && owner_count(&mut tx, project).await? == 1 {
-        return Err(ApiError::Conflict(
+        return Err(Error::Conflict(
             "last_owner",
             "the project's last owner cannot be removed".into(),
         ));

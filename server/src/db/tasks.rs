@@ -12,7 +12,7 @@ use uuid::Uuid;
 use super::events::ProjectWrite;
 use super::{projects, rfc3339};
 use crate::domain::{dependencies, task as rules};
-use crate::error::{ApiError, Result};
+use crate::error::{Error, Result};
 
 /// Columns of a task, in [`TaskRow`] order (a macro so queries can be `concat!`ed constants).
 macro_rules! columns {
@@ -108,11 +108,11 @@ struct TaskRow {
 }
 
 impl TryFrom<TaskRow> for Task {
-    type Error = ApiError;
+    type Error = Error;
 
     fn try_from(row: TaskRow) -> Result<Self> {
         let corrupt = |error: protocol::ParseEnumError| {
-            ApiError::Internal(anyhow::anyhow!("bad task row in database: {error}"))
+            Error::Internal(anyhow::anyhow!("bad task row in database: {error}"))
         };
         Ok(Task {
             id: row.task_id,
@@ -233,7 +233,7 @@ fn assignee(value: Option<&str>) -> Result<Option<Uuid>> {
     value
         .map(|id| {
             Uuid::parse_str(id).map_err(|_| {
-                ApiError::Unprocessable(
+                Error::Invalid(
                     "unknown_assignee",
                     "assignee_id is not a member of this project".into(),
                 )
@@ -485,17 +485,15 @@ async fn fetch_for_update(write: &mut ProjectWrite, task_id: i64) -> Result<Task
     .await?
     .map(Task::try_from)
     .transpose()?
-    .ok_or_else(|| ApiError::task_not_found(task_id))
+    .ok_or_else(|| Error::task_not_found(task_id))
 }
 
 fn check_version(current: &Task, if_match: Option<i64>) -> Result<()> {
     match if_match {
-        Some(expected) if expected != current.version => {
-            Err(ApiError::PreconditionFailed(format!(
-                "task {} is at version {}, not {expected}; reload it and retry",
-                current.id, current.version
-            )))
-        }
+        Some(expected) if expected != current.version => Err(Error::VersionMismatch(format!(
+            "task {} is at version {}, not {expected}; reload it and retry",
+            current.id, current.version
+        ))),
         _ => Ok(()),
     }
 }
@@ -526,7 +524,7 @@ async fn check_references(
             .map(i64::to_string)
             .collect();
         if !unknown.is_empty() {
-            return Err(ApiError::Unprocessable(
+            return Err(Error::Invalid(
                 "unknown_dependency",
                 format!("no task with id {} in this project", unknown.join(", ")),
             ));
@@ -539,7 +537,7 @@ async fn check_references(
     let parent_changed = old.is_none_or(|old| old.parent_id != fields.parent_id);
     if let (true, Some(parent)) = (parent_changed, fields.parent_id) {
         if Some(parent) == task_id {
-            return Err(ApiError::validation("a task cannot be its own parent"));
+            return Err(Error::validation("a task cannot be its own parent"));
         }
         let parent_of_parent: Option<Option<i64>> = sqlx::query_scalar(
             "select parent_id from tasks where project_id = $1 and task_id = $2",
@@ -550,13 +548,13 @@ async fn check_references(
         .await?;
         match parent_of_parent {
             None => {
-                return Err(ApiError::Unprocessable(
+                return Err(Error::Invalid(
                     "unknown_parent",
                     format!("no task with id {parent} in this project"),
                 ))
             }
             Some(Some(_)) => {
-                return Err(ApiError::validation(format!(
+                return Err(Error::validation(format!(
                     "task {parent} is itself a subtask; subtasks are one level deep"
                 )))
             }
@@ -571,7 +569,7 @@ async fn check_references(
             .fetch_one(&mut *write.tx)
             .await?;
             if has_subtasks {
-                return Err(ApiError::validation(format!(
+                return Err(Error::validation(format!(
                     "task {task_id} has subtasks, so it cannot become a subtask itself"
                 )));
             }
@@ -581,7 +579,7 @@ async fn check_references(
     let assignee_changed = old.is_none_or(|old| old.assignee_id != fields.assignee_id);
     if let (true, Some(assignee)) = (assignee_changed, fields.assignee_id) {
         if !projects::is_member(&mut write.tx, write.project, assignee).await? {
-            return Err(ApiError::Unprocessable(
+            return Err(Error::Invalid(
                 "unknown_assignee",
                 "assignee_id is not a member of this project".into(),
             ));
@@ -623,7 +621,7 @@ async fn check_cycle(
         }
     }
     match dependencies::find_cycle(task_id, new_dependencies, &graph) {
-        Some(cycle) => Err(ApiError::Conflict(
+        Some(cycle) => Err(Error::Conflict(
             "dependency_cycle",
             format!(
                 "these dependencies would create a cycle: {}",

@@ -5,7 +5,7 @@ use sqlx::PgPool;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::error::{ApiError, Result};
+use crate::error::{Error, Result};
 
 #[derive(sqlx::FromRow)]
 struct UserRow {
@@ -38,7 +38,7 @@ pub async fn create(pool: &PgPool, email: &str, name: &str, password_hash: &str)
     .fetch_one(pool)
     .await
     .map_err(|error| match &error {
-        sqlx::Error::Database(db) if db.is_unique_violation() => ApiError::Conflict(
+        sqlx::Error::Database(db) if db.is_unique_violation() => Error::Conflict(
             "email_taken",
             "an account with this email already exists".into(),
         ),

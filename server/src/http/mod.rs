@@ -1,7 +1,7 @@
 //! The HTTP surface: routes, middleware, and one module per resource.
 
-pub mod access;
 mod auth;
+pub mod error;
 pub mod extract;
 mod health;
 mod openapi;
@@ -29,7 +29,7 @@ use tracing::Level;
 
 pub use openapi::ApiDoc;
 
-use crate::error::ApiError;
+use crate::error::Error;
 use crate::state::AppState;
 use extract::BodyLimit;
 
@@ -105,13 +105,13 @@ pub fn router(state: AppState) -> Router {
                 )
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID))
                 .layer(CatchPanicLayer::custom(|_| {
-                    ApiError::Internal(anyhow::anyhow!("handler panicked")).into_response()
+                    Error::Internal(anyhow::anyhow!("handler panicked")).into_response()
                 }))
                 .layer(HandleErrorLayer::new(|error: BoxError| async move {
                     if error.is::<tower::timeout::error::Elapsed>() {
-                        ApiError::Unavailable("request took too long; retry shortly".into())
+                        Error::Unavailable("request took too long; retry shortly".into())
                     } else {
-                        ApiError::Internal(anyhow::anyhow!("middleware error: {error}"))
+                        Error::Internal(anyhow::anyhow!("middleware error: {error}"))
                     }
                 }))
                 .timeout(request_timeout)
@@ -143,10 +143,11 @@ async fn record_metrics(request: Request, next: Next) -> Response {
 }
 
 async fn method_not_allowed() -> Response {
-    let mut response = ApiError::BadRequest("method_not_allowed", "method not allowed here".into())
-        .into_response();
-    *response.status_mut() = axum::http::StatusCode::METHOD_NOT_ALLOWED;
-    response
+    error::error_response(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "method not allowed here",
+    )
 }
 
 /// Buckets for request-latency histograms, in seconds: fine below our 50 ms

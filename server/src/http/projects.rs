@@ -3,14 +3,10 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use protocol::{AddMemberRequest, CreateProjectRequest, ErrorBody, Items, Member, Project};
-use uuid::Uuid;
 
-use super::access::{authorize, Need};
 use super::extract::{AuthUser, Json, Path};
-use crate::db;
 use crate::db::projects::PutOutcome;
-use crate::domain::task as rules;
-use crate::error::{ApiError, Result};
+use crate::error::Result;
 use crate::state::AppState;
 
 /// Create a project; the caller becomes its owner.
@@ -22,8 +18,7 @@ pub async fn create(
     user: AuthUser,
     Json(request): Json<CreateProjectRequest>,
 ) -> Result<(StatusCode, axum::Json<Project>)> {
-    let name = rules::project_name(&request.name)?;
-    let project = db::projects::create(&state.db, user.id, &name).await?;
+    let project = state.app.create_project(&user.0, &request.name).await?;
     Ok((StatusCode::CREATED, axum::Json(project)))
 }
 
@@ -35,7 +30,7 @@ pub async fn list(
     State(state): State<AppState>,
     user: AuthUser,
 ) -> Result<axum::Json<Items<Project>>> {
-    let items = db::projects::list_for(&state.db, user.id).await?;
+    let items = state.app.projects(&user.0).await?;
     Ok(axum::Json(Items { items }))
 }
 
@@ -53,12 +48,7 @@ pub async fn add_member(
     Path(project_id): Path<String>,
     Json(request): Json<AddMemberRequest>,
 ) -> Result<(StatusCode, axum::Json<Member>)> {
-    let (project, _) = authorize(&state.db, &project_id, user.id, Need::Manage).await?;
-    let email = rules::email(&request.email).map_err(|_| {
-        ApiError::NotFound("user_not_found", "no user has this email address".into())
-    })?;
-    let (member, outcome) =
-        db::projects::put_member(&state.db, project, &email, request.role).await?;
+    let (member, outcome) = state.app.put_member(&user.0, &project_id, request).await?;
     let status = match outcome {
         PutOutcome::Added => StatusCode::CREATED,
         PutOutcome::Updated => StatusCode::OK,
@@ -76,8 +66,7 @@ pub async fn list_members(
     user: AuthUser,
     Path(project_id): Path<String>,
 ) -> Result<axum::Json<Items<Member>>> {
-    let (project, _) = authorize(&state.db, &project_id, user.id, Need::Read).await?;
-    let items = db::projects::members(&state.db, project).await?;
+    let items = state.app.members(&user.0, &project_id).await?;
     Ok(axum::Json(Items { items }))
 }
 
@@ -93,15 +82,9 @@ pub async fn remove_member(
     user: AuthUser,
     Path((project_id, user_id)): Path<(String, String)>,
 ) -> Result<StatusCode> {
-    let target = Uuid::parse_str(&user_id)
-        .map_err(|_| ApiError::NotFound("member_not_found", "no such member".into()))?;
-    let need = if target == user.id {
-        Need::Read
-    } else {
-        Need::Manage
-    };
-    let (project, _) = authorize(&state.db, &project_id, user.id, need).await?;
-    db::projects::remove_member(&state.db, project, target).await?;
-    state.realtime.revoke(project, target).await;
+    state
+        .app
+        .remove_member(&user.0, &project_id, &user_id)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 
 use super::extract::Json;
-use crate::error::{ApiError, Result};
+use crate::error::{Error, Result};
 
 /// Timings the app reports, in milliseconds since navigation start (INP is
 /// an interaction's duration). `cls` is the unitless layout-shift score.
@@ -35,7 +35,7 @@ struct RumMetric {
 /// values stay bounded.
 pub async fn record(Json(report): Json<RumReport>) -> Result<StatusCode> {
     if report.metrics.len() > MAX_METRICS {
-        return Err(ApiError::validation(format!(
+        return Err(Error::validation(format!(
             "at most {MAX_METRICS} metrics per report"
         )));
     }
@@ -47,7 +47,7 @@ pub async fn record(Json(report): Json<RumReport>) -> Result<StatusCode> {
             _ => match TIMINGS.iter().find(|known| **known == name) {
                 Some(known) => (*known, MAX_MILLISECONDS),
                 None => {
-                    return Err(ApiError::validation(format!(
+                    return Err(Error::validation(format!(
                         "unknown metric `{}`; expected one of: {}, {LAYOUT_SHIFT}",
                         name.chars().take(40).collect::<String>(),
                         TIMINGS.join(", ")
@@ -56,7 +56,7 @@ pub async fn record(Json(report): Json<RumReport>) -> Result<StatusCode> {
             },
         };
         if !metric.value.is_finite() || !(0.0..=limit).contains(&metric.value) {
-            return Err(ApiError::validation(format!(
+            return Err(Error::validation(format!(
                 "`{name}` must be between 0 and {limit}"
             )));
         }

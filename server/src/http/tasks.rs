@@ -9,10 +9,10 @@ use base64::Engine;
 use protocol::{ErrorBody, EventPage, NewTask, Task, TaskPage, TaskPatch, TaskStatus};
 use serde::Deserialize;
 
-use super::access::{authorize, Need};
 use super::extract::{AuthUser, Json, Path, Query};
+use crate::app::TaskQuery;
 use crate::db;
-use crate::error::{ApiError, Result};
+use crate::error::{Error, Result};
 use crate::state::AppState;
 
 pub const DEFAULT_PAGE: i64 = 100;
@@ -31,9 +31,7 @@ pub async fn create(
     Path(project_id): Path<String>,
     Json(new): Json<NewTask>,
 ) -> Result<Response> {
-    let (project, _) = authorize(&state.db, &project_id, user.id, Need::Write).await?;
-    let (task, events) = db::tasks::create(&state.db, project, user.id, new).await?;
-    state.realtime.publish(events);
+    let task = state.app.create_task(&user.0, &project_id, new).await?;
     Ok(with_etag(StatusCode::CREATED, task))
 }
 
@@ -67,9 +65,12 @@ pub async fn list(
         .transpose()?
         .unwrap_or(0);
     let statuses = parse_statuses(params.status.as_deref())?;
-    let (project, _) = authorize(&state.db, &project_id, user.id, Need::Read).await?;
-    // One extra row tells whether another page follows.
-    let mut items = db::tasks::list(&state.db, project, &statuses, after, limit + 1).await?;
+    let query = TaskQuery {
+        statuses,
+        after,
+        limit,
+    };
+    let mut items = state.app.tasks(&user.0, &project_id, &query).await?;
     let next_cursor = if items.len() as i64 > limit {
         items.truncate(limit as usize);
         items.last().map(|task| encode_cursor(task.id))
@@ -91,10 +92,7 @@ pub async fn get(
     headers: HeaderMap,
 ) -> Result<Response> {
     let task_id = parse_task_id(&task_id)?;
-    let (project, _) = authorize(&state.db, &project_id, user.id, Need::Read).await?;
-    let task = db::tasks::get(&state.db, project, task_id)
-        .await?
-        .ok_or_else(|| ApiError::task_not_found(task_id))?;
+    let task = state.app.task(&user.0, &project_id, task_id).await?;
     if let Some(condition) = header_str(&headers, IF_NONE_MATCH.as_str())? {
         if etag_matches(condition, task.version) {
             let mut response = StatusCode::NOT_MODIFIED.into_response();
@@ -125,10 +123,10 @@ pub async fn update(
 ) -> Result<Response> {
     let task_id = parse_task_id(&task_id)?;
     let if_match = parse_if_match(&headers)?;
-    let (project, _) = authorize(&state.db, &project_id, user.id, Need::Write).await?;
-    let (task, events) =
-        db::tasks::update(&state.db, project, user.id, task_id, patch, if_match).await?;
-    state.realtime.publish(events);
+    let task = state
+        .app
+        .update_task(&user.0, &project_id, task_id, patch, if_match)
+        .await?;
     Ok(with_etag(StatusCode::OK, task))
 }
 
@@ -147,9 +145,10 @@ pub async fn delete(
 ) -> Result<StatusCode> {
     let task_id = parse_task_id(&task_id)?;
     let if_match = parse_if_match(&headers)?;
-    let (project, _) = authorize(&state.db, &project_id, user.id, Need::Write).await?;
-    let events = db::tasks::delete(&state.db, project, user.id, task_id, if_match).await?;
-    state.realtime.publish(events);
+    state
+        .app
+        .delete_task(&user.0, &project_id, task_id, if_match)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -163,8 +162,7 @@ pub async fn next(
     user: AuthUser,
     Path(project_id): Path<String>,
 ) -> Result<Response> {
-    let (project, _) = authorize(&state.db, &project_id, user.id, Need::Read).await?;
-    Ok(match db::tasks::next(&state.db, project).await? {
+    Ok(match state.app.next_task(&user.0, &project_id).await? {
         Some(task) => with_etag(StatusCode::OK, task),
         None => StatusCode::NO_CONTENT.into_response(),
     })
@@ -194,9 +192,9 @@ pub async fn events(
         None => 0,
         Some(raw) => match raw.parse::<i64>() {
             Ok(since) if since >= 0 => since,
-            Ok(_) => return Err(ApiError::validation("since must not be negative")),
+            Ok(_) => return Err(Error::validation("since must not be negative")),
             Err(_) => {
-                return Err(ApiError::BadRequest(
+                return Err(Error::Malformed(
                     "invalid_query",
                     "since must be an integer".into(),
                 ))
@@ -209,16 +207,8 @@ pub async fn events(
         DEFAULT_PAGE,
         db::events::MAX_PAGE,
     )?;
-    let (project, _) = authorize(&state.db, &project_id, user.id, Need::Read).await?;
-    let latest_seq = db::events::latest_seq(&state.db, project).await?;
-    if since > latest_seq {
-        return Err(ApiError::Unprocessable(
-            "invalid_since",
-            format!("since {since} is after the latest seq {latest_seq}"),
-        ));
-    }
-    let items = db::events::since(&state.db, project, since, limit).await?;
-    Ok(axum::Json(EventPage { items, latest_seq }))
+    let page = state.app.events(&user.0, &project_id, since, limit).await?;
+    Ok(axum::Json(page))
 }
 
 fn with_etag(status: StatusCode, task: Task) -> Response {
@@ -237,7 +227,7 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>>
         .get(name)
         .map(|value| {
             value.to_str().map_err(|_| {
-                ApiError::BadRequest("invalid_header", format!("{name} is not valid text"))
+                Error::Malformed("invalid_header", format!("{name} is not valid text"))
             })
         })
         .transpose()
@@ -269,7 +259,7 @@ fn parse_if_match(headers: &HeaderMap) -> Result<Option<i64>> {
         .parse::<i64>()
         .map(Some)
         .map_err(|_| {
-            ApiError::PreconditionFailed(format!(
+            Error::VersionMismatch(format!(
                 "If-Match must be the task's ETag, such as \"4\"; got {value}"
             ))
         })
@@ -278,7 +268,7 @@ fn parse_if_match(headers: &HeaderMap) -> Result<Option<i64>> {
 fn parse_task_id(raw: &str) -> Result<i64> {
     match raw.parse::<i64>() {
         Ok(id) if id > 0 => Ok(id),
-        _ => Err(ApiError::BadRequest(
+        _ => Err(Error::Malformed(
             "invalid_path",
             format!(
                 "task id must be a positive integer, got {:?}",
@@ -298,9 +288,9 @@ fn parse_bounded(name: &str, raw: Option<&str>, default: i64, max: i64) -> Resul
     };
     let value = raw
         .parse::<i64>()
-        .map_err(|_| ApiError::BadRequest("invalid_query", format!("{name} must be an integer")))?;
+        .map_err(|_| Error::Malformed("invalid_query", format!("{name} must be an integer")))?;
     if !(1..=max).contains(&value) {
-        return Err(ApiError::validation(format!(
+        return Err(Error::validation(format!(
             "{name} must be between 1 and {max}"
         )));
     }
@@ -316,7 +306,7 @@ fn parse_statuses(raw: Option<&str>) -> Result<Vec<TaskStatus>> {
             status
                 .trim()
                 .parse::<TaskStatus>()
-                .map_err(|error| ApiError::validation(error.to_string()))
+                .map_err(|error| Error::validation(error.to_string()))
         })
         .collect()
 }
@@ -328,7 +318,7 @@ fn encode_cursor(last_id: i64) -> String {
 
 fn decode_cursor(cursor: &str) -> Result<i64> {
     let invalid = || {
-        ApiError::BadRequest(
+        Error::Malformed(
             "invalid_cursor",
             "cursor is not one this server issued".into(),
         )
@@ -370,27 +360,15 @@ mod tests {
     fn limits() {
         assert_eq!(parse_limit(None).unwrap(), 100);
         assert_eq!(parse_limit(Some("500")).unwrap(), 500);
-        assert_eq!(
-            parse_limit(Some("501")).unwrap_err().status(),
-            StatusCode::UNPROCESSABLE_ENTITY
-        );
-        assert_eq!(
-            parse_limit(Some("0")).unwrap_err().status(),
-            StatusCode::UNPROCESSABLE_ENTITY
-        );
-        assert_eq!(
-            parse_limit(Some("-1")).unwrap_err().status(),
-            StatusCode::UNPROCESSABLE_ENTITY
-        );
-        assert_eq!(
-            parse_limit(Some("ten")).unwrap_err().status(),
-            StatusCode::BAD_REQUEST
-        );
+        assert_eq!(parse_limit(Some("501")).unwrap_err().status_code(), 422);
+        assert_eq!(parse_limit(Some("0")).unwrap_err().status_code(), 422);
+        assert_eq!(parse_limit(Some("-1")).unwrap_err().status_code(), 422);
+        assert_eq!(parse_limit(Some("ten")).unwrap_err().status_code(), 400);
         assert_eq!(
             parse_limit(Some("99999999999999999999999"))
                 .unwrap_err()
-                .status(),
-            StatusCode::BAD_REQUEST
+                .status_code(),
+            400
         );
     }
 

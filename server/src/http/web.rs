@@ -13,7 +13,7 @@ use tower::ServiceExt;
 use tower_http::services::{ServeDir, ServeFile};
 use tower_http::set_header::SetResponseHeaderLayer;
 
-use crate::error::ApiError;
+use crate::error::Error;
 use crate::state::AppState;
 
 /// Assets are named by their content's hash: a new build gets new names.
@@ -42,7 +42,7 @@ pub async fn fallback(State(state): State<AppState>, request: Request) -> Respon
         && !path.starts_with("/api/")
         && !path.starts_with("/assets/");
     if !is_page {
-        return ApiError::NotFound("not_found", "no such endpoint".into()).into_response();
+        return Error::NotFound("not_found", "no such endpoint".into()).into_response();
     }
     let index = state.config.web_dir.join("index.html");
     if !index.is_file() {
@@ -65,7 +65,7 @@ pub async fn fallback(State(state): State<AppState>, request: Request) -> Respon
             response
         }
         Err(error) => {
-            ApiError::Internal(anyhow::anyhow!("serving index.html: {error}")).into_response()
+            Error::Internal(anyhow::anyhow!("serving index.html: {error}")).into_response()
         }
     }
 }

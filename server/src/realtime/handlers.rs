@@ -11,17 +11,18 @@ use socketioxide::socket::DisconnectReason;
 use uuid::Uuid;
 
 use super::{presence, stream, Adapter, Realtime};
-use crate::auth::token_hash;
+use crate::app::input::parse_json;
+use crate::app::{Actor, Need};
 use crate::db;
-use crate::error::ApiError;
-use crate::http::access::{authorize, Need};
-use crate::http::extract::parse_json;
+use crate::error::Error;
 
 /// The signed-in user of a socket, stored in its extensions at handshake.
 #[derive(Debug, Clone)]
 pub struct SessionUser {
     pub id: Uuid,
     pub name: String,
+    /// The caller of the use cases this socket runs.
+    pub actor: Actor,
 }
 
 #[derive(serde::Deserialize)]
@@ -56,14 +57,19 @@ pub async fn authenticate(
     let handshake = handshake.map_err(|_| {
         Refused("missing credentials: connect with auth {\"token\": \"<token>\"}".into())
     })?;
-    let user = db::users::session_user(realtime.db(), &token_hash(&handshake.token))
-        .await
-        .map_err(|_| Refused("service unavailable; retry shortly".into()))?
-        .ok_or_else(|| Refused("invalid or expired token".into()))?;
-    let id = Uuid::parse_str(&user.id).map_err(|_| Refused("invalid user".into()))?;
+    let actor = match realtime.app().authenticate(&handshake.token).await {
+        Ok(actor) => actor,
+        Err(Error::Unauthorized(_)) => return Err(Refused("invalid or expired token".into())),
+        Err(error) => {
+            error.log_if_internal();
+            return Err(Refused("service unavailable; retry shortly".into()));
+        }
+    };
+    let id = actor.id;
     socket.extensions.insert(SessionUser {
         id,
-        name: user.name,
+        name: actor.user.name.clone(),
+        actor,
     });
     socket.join(user_room(id));
 
@@ -102,18 +108,21 @@ fn refusal(code: &str, message: impl Into<String>) -> Value {
     json!({"ok": false, "error": {"code": code, "message": message.into()}})
 }
 
-fn api_refusal(error: &ApiError) -> Value {
+/// An application error as a refused acknowledgement, with the status a
+/// REST call would have answered. Internal errors are logged here, once.
+fn api_refusal(error: &Error) -> Value {
+    error.log_if_internal();
     let body = error.body();
-    json!({"ok": false, "error": {"code": body.error.code, "message": body.error.message, "status": error.status().as_u16()}})
+    json!({"ok": false, "error": {"code": body.error.code, "message": body.error.message, "status": error.status_code()}})
 }
 
 /// Parses an event payload as the REST layer parses a body, so both give the
 /// same errors.
 fn payload<T: DeserializeOwned>(
     value: Result<Value, socketioxide::ParserError>,
-) -> Result<T, ApiError> {
+) -> Result<T, Error> {
     let value = value.map_err(|_| {
-        ApiError::BadRequest("malformed_payload", "payload must be a JSON object".into())
+        Error::Malformed("malformed_payload", "payload must be a JSON object".into())
     })?;
     let bytes = serde_json::to_vec(&value).map_err(anyhow::Error::from)?;
     parse_json(&bytes)
@@ -140,8 +149,12 @@ async fn on_join(
             return;
         }
     };
-    let project = match authorize(realtime.db(), &request.project_id, user.id, Need::Read).await {
-        Ok((project, _)) => project,
+    let project = match realtime
+        .app()
+        .authorize(&user.actor, &request.project_id, Need::Read)
+        .await
+    {
+        Ok(access) => access.project,
         Err(error) => {
             let _ = ack.send(&api_refusal(&error));
             return;
@@ -272,7 +285,7 @@ async fn replay_one(
             }
             _ => {
                 let _ = socket.clone().disconnect();
-                return Err(ApiError::Unavailable(
+                return Err(Error::Unavailable(
                     "could not replay: the connection is not reading".into(),
                 ));
             }
@@ -302,46 +315,18 @@ async fn on_leave(
     realtime.presence_changed(project, None).await;
 }
 
-/// A socket write event: which project it changes.
-trait ProjectWriteRequest: DeserializeOwned {
-    fn project_id(&self) -> &str;
-}
-
-impl ProjectWriteRequest for SocketCreateTask {
-    fn project_id(&self) -> &str {
-        &self.project_id
-    }
-}
-
-impl ProjectWriteRequest for SocketUpdateTask {
-    fn project_id(&self) -> &str {
-        &self.project_id
-    }
-}
-
-impl ProjectWriteRequest for SocketDeleteTask {
-    fn project_id(&self) -> &str {
-        &self.project_id
-    }
-}
-
-/// Runs a write event as the REST handlers do: parse the payload with the
-/// same rules, require the editor role, apply, publish the events; the
-/// outcome (or the error body) goes into the acknowledgement.
-async fn write<R: ProjectWriteRequest>(
+/// Runs a write event through the same use case as its REST call: the
+/// payload parsed with the same rules, the outcome (or the error body) in the
+/// acknowledgement.
+async fn write<R: DeserializeOwned>(
     socket: &SocketRef<Adapter>,
     request: Result<Value, socketioxide::ParserError>,
-    realtime: &Realtime,
-    apply: impl AsyncFnOnce(Uuid, Uuid, R) -> Result<(Value, Vec<protocol::Event>), ApiError>,
+    apply: impl AsyncFnOnce(Actor, R) -> Result<Value, Error>,
 ) -> Value {
     let result = async {
-        let user = user_of(socket).ok_or_else(|| ApiError::Unauthorized("not signed in".into()))?;
+        let user = user_of(socket).ok_or_else(|| Error::Unauthorized("not signed in".into()))?;
         let request: R = payload(request)?;
-        let (project, _) =
-            authorize(realtime.db(), request.project_id(), user.id, Need::Write).await?;
-        let (reply, events) = apply(project, user.id, request).await?;
-        realtime.publish(events);
-        Ok::<_, ApiError>(reply)
+        apply(user.actor, request).await
     }
     .await;
     result.unwrap_or_else(|error| api_refusal(&error))
@@ -356,11 +341,12 @@ async fn on_create(
     let reply = write(
         &socket,
         request,
-        &realtime,
-        async |project, user, request: SocketCreateTask| {
-            let (task, events) =
-                db::tasks::create(realtime.db(), project, user, request.task).await?;
-            Ok((json!({"ok": true, "task": task}), events))
+        async |actor, request: SocketCreateTask| {
+            let task = realtime
+                .app()
+                .create_task(&actor, &request.project_id, request.task)
+                .await?;
+            Ok(json!({"ok": true, "task": task}))
         },
     )
     .await;
@@ -376,18 +362,18 @@ async fn on_update(
     let reply = write(
         &socket,
         request,
-        &realtime,
-        async |project, user, request: SocketUpdateTask| {
-            let (task, events) = db::tasks::update(
-                realtime.db(),
-                project,
-                user,
-                request.id,
-                request.changes,
-                request.if_match,
-            )
-            .await?;
-            Ok((json!({"ok": true, "task": task}), events))
+        async |actor, request: SocketUpdateTask| {
+            let task = realtime
+                .app()
+                .update_task(
+                    &actor,
+                    &request.project_id,
+                    request.id,
+                    request.changes,
+                    request.if_match,
+                )
+                .await?;
+            Ok(json!({"ok": true, "task": task}))
         },
     )
     .await;
@@ -403,12 +389,12 @@ async fn on_delete(
     let reply = write(
         &socket,
         request,
-        &realtime,
-        async |project, user, request: SocketDeleteTask| {
-            let events =
-                db::tasks::delete(realtime.db(), project, user, request.id, request.if_match)
-                    .await?;
-            Ok((json!({"ok": true}), events))
+        async |actor, request: SocketDeleteTask| {
+            realtime
+                .app()
+                .delete_task(&actor, &request.project_id, request.id, request.if_match)
+                .await?;
+            Ok(json!({"ok": true}))
         },
     )
     .await;

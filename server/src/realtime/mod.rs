@@ -33,7 +33,10 @@ use socketioxide_redis::{CustomRedisAdapter, RedisAdapterConfig, RedisAdapterCtr
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use crate::app::{App, CommitListener};
 use crate::config::Config;
+use crate::db;
+use crate::health::{Probe, Verdict};
 pub use bus::Bus;
 use stream::ProjectStream;
 
@@ -127,7 +130,7 @@ impl RealtimeSettings {
 pub struct Realtime(Arc<Inner>);
 
 struct Inner {
-    db: PgPool,
+    app: App,
     bus: Bus,
     io: OnceLock<Io>,
     /// Projects with sockets on this instance.
@@ -144,12 +147,12 @@ struct Inner {
 impl Realtime {
     /// Builds the Socket.IO layer and starts the background work.
     pub async fn start(
-        db: PgPool,
+        app: App,
         bus: Bus,
         settings: RealtimeSettings,
     ) -> anyhow::Result<(Realtime, SocketIoLayer<Adapter>)> {
         let realtime = Realtime(Arc::new(Inner {
-            db,
+            app,
             bus: bus.clone(),
             io: OnceLock::new(),
             streams: Mutex::default(),
@@ -205,8 +208,13 @@ impl Realtime {
             .expect("io is set before any socket connects")
     }
 
+    pub fn app(&self) -> &App {
+        &self.0.app
+    }
+
+    /// The primary database: the change log is read where it is written.
     pub fn db(&self) -> &PgPool {
-        &self.0.db
+        self.0.app.db()
     }
 
     /// Whether events reach the other instances right now.
@@ -274,7 +282,7 @@ impl Realtime {
         let gap = state.offer(self.io(), &stream, events);
         if gap {
             if state.gap_is_urgent() {
-                if let Err(error) = state.fill(self.io(), &stream, &self.0.db, None).await {
+                if let Err(error) = state.fill(self.io(), &stream, self.db(), None).await {
                     tracing::warn!(%error, "gap fill failed");
                 }
             } else if state.schedule_fill() {
@@ -284,7 +292,7 @@ impl Realtime {
                     tokio::time::sleep(stream::GAP_GRACE).await;
                     let mut state = stream.state.lock().await;
                     if let Err(error) = state
-                        .fill(realtime.io(), &stream, &realtime.0.db, None)
+                        .fill(realtime.io(), &stream, realtime.db(), None)
                         .await
                     {
                         tracing::warn!(%error, "gap fill failed");
@@ -435,20 +443,13 @@ impl Realtime {
             return;
         }
         let projects: Vec<Uuid> = streams.iter().map(|stream| stream.project).collect();
-        let latest: Vec<(Uuid, i64)> = match sqlx::query_as(
-            "select project_id, last_seq from projects where project_id = any($1)",
-        )
-        .bind(&projects)
-        .fetch_all(&self.0.db)
-        .await
-        {
+        let latest = match db::events::latest_seqs(self.db(), &projects).await {
             Ok(rows) => rows,
             Err(error) => {
                 tracing::warn!(%error, "reconcile: database unavailable");
                 return;
             }
         };
-        let latest: HashMap<Uuid, i64> = latest.into_iter().collect();
         for stream in streams {
             let Some(&last_seq) = latest.get(&stream.project) else {
                 continue;
@@ -460,7 +461,7 @@ impl Realtime {
             {
                 metrics::counter!("realtime_reconcile_catch_ups_total").increment(1);
                 if let Err(error) = state
-                    .fill(self.io(), &stream, &self.0.db, Some(last_seq))
+                    .fill(self.io(), &stream, self.db(), Some(last_seq))
                     .await
                 {
                     tracing::warn!(%error, "reconcile fill failed");
@@ -531,6 +532,42 @@ impl Realtime {
             }
             self.announce_if_changed(project, &local).await;
         }
+    }
+}
+
+impl CommitListener for Realtime {
+    fn committed(&self, events: Vec<Event>) {
+        self.publish(events);
+    }
+
+    fn member_removed(&self, project: Uuid, user: Uuid) -> futures::future::BoxFuture<'_, ()> {
+        Box::pin(self.revoke(project, user))
+    }
+}
+
+/// Cross-instance fan-out through Redis, as `redis` in `/readyz`. Without it
+/// each instance still serves its own sockets and catches up from the
+/// database, so it never makes the instance unready.
+pub struct FanoutProbe(pub Realtime);
+
+impl Probe for FanoutProbe {
+    fn name(&self) -> &'static str {
+        "redis"
+    }
+
+    fn required(&self) -> bool {
+        false
+    }
+
+    fn check(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = Verdict> + Send + '_>> {
+        Box::pin(async move {
+            let (up, _) = self.0.bus().check().await;
+            if up {
+                Verdict::Ok
+            } else {
+                Verdict::Unavailable
+            }
+        })
     }
 }
 

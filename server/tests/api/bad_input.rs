@@ -230,10 +230,10 @@ async fn patch_bodies_are_checked_the_same_way() {
         &user,
         &project,
         1,
-        json!({"title": "b", "details": "x".repeat(1_000_001)}),
+        json!({"title": "b", "dependencies": [99]}),
     )
     .await
-    .assert_error(422, "validation_failed");
+    .assert_error(422, "unknown_dependency");
     let task = app.task(&user, &project, 1).await.body;
     assert_eq!(
         (task["title"].as_str(), task["version"].as_i64()),
@@ -361,4 +361,63 @@ async fn paths_and_queries_that_make_no_sense() {
         )
         .await;
     wrong_method.assert_error(405, "method_not_allowed");
+}
+
+#[tokio::test]
+async fn text_fields_hold_whatever_fits_in_an_accepted_body() {
+    let app = TestApp::spawn().await;
+    let user = app.register("Ann").await;
+    let project = app.create_project(&user, "P").await;
+    // A body of exactly 1 MiB, which the contract always accepts.
+    let overhead = json!({"title": "a", "description": ""}).to_string().len();
+    let description = "x".repeat(1024 * 1024 - overhead);
+    app.create_task(
+        &user,
+        &project,
+        json!({"title": "a", "description": description}),
+    )
+    .await;
+    let task = app.task(&user, &project, 1).await.body;
+    assert_eq!(
+        task["description"].as_str().map(str::len),
+        Some(description.len())
+    );
+
+    let details = "é".repeat(500_000);
+    let patched = app
+        .patch_task(&user, &project, 1, json!({"details": details}))
+        .await;
+    assert_eq!(patched.status, 200, "{}", patched.text);
+}
+
+#[tokio::test]
+async fn text_postgres_cannot_store_is_a_4xx_everywhere() {
+    let app = TestApp::spawn().await;
+    let login = json!({"email": "a\u{0}@x.io", "password": "whatever password"});
+    let signed_in = app
+        .request(Method::POST, "/api/v1/auth/login", None, Some(&login), &[])
+        .await;
+    signed_in.assert_error(401, "unauthorized");
+    let register = json!({"email": "a\u{0}b@x.io", "name": "A", "password": "long enough"});
+    app.request(
+        Method::POST,
+        "/api/v1/auth/register",
+        None,
+        Some(&register),
+        &[],
+    )
+    .await
+    .assert_error(422, "validation_failed");
+    let user = app.register("Ann").await;
+    app.post("/api/v1/projects", &user.token, json!({"name": "a\u{0}b"}))
+        .await
+        .assert_error(422, "validation_failed");
+    let project = app.create_project(&user, "P").await;
+    app.post(
+        &format!("/api/v1/projects/{project}/tasks"),
+        &user.token,
+        json!({"title": "t", "test_strategy": "x\u{0}"}),
+    )
+    .await
+    .assert_error(422, "validation_failed");
 }

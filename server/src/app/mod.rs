@@ -1,0 +1,127 @@
+//! The application layer: every entry point — REST, Socket.IO, and the
+//! importers, command line and agent endpoint built on them — calls these
+//! functions and nothing below them. Each use case authorises the caller,
+//! validates, runs its one transaction through `db/`, and after the commit
+//! runs the post-commit effects in a fixed order: the cache learns the
+//! change first (so nobody who hears of it can read an older value), then
+//! the commit listeners (real-time delivery) are told.
+//!
+//! Errors are [`crate::error::Error`]; the edges decide how they look.
+
+pub mod access;
+pub mod input;
+mod projects;
+mod sessions;
+mod tasks;
+
+use std::sync::{Arc, OnceLock};
+
+use futures::future::BoxFuture;
+use protocol::{Event, User};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::auth::LoginLimiter;
+use crate::config::Config;
+
+pub use access::{Access, Need};
+pub use tasks::TaskQuery;
+
+/// The signed-in caller of a use case.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    pub id: Uuid,
+    pub user: User,
+    /// What the session is stored under (for sign-out).
+    pub token_hash: Vec<u8>,
+}
+
+/// Told about every committed change, after the cache has learnt it.
+/// Real-time delivery is one; webhooks will be another.
+pub trait CommitListener: Send + Sync {
+    /// Events just committed, all of one project, in seq order.
+    fn committed(&self, events: Vec<Event>);
+    /// `user` is no longer a member of `project`: end what they receive of
+    /// it. Awaited before the removal is answered.
+    fn member_removed(&self, project: Uuid, user: Uuid) -> BoxFuture<'_, ()>;
+}
+
+/// The application. Cheap to clone.
+#[derive(Clone)]
+pub struct App(Arc<Inner>);
+
+struct Inner {
+    db: PgPool,
+    config: Arc<Config>,
+    login_limiter: LoginLimiter,
+    listeners: OnceLock<Vec<Arc<dyn CommitListener>>>,
+}
+
+impl App {
+    pub fn new(db: PgPool, config: Arc<Config>) -> Self {
+        let login_limiter = LoginLimiter::new(
+            config.login_attempts_per_email_per_minute,
+            config.login_attempts_per_ip_per_minute,
+        );
+        App(Arc::new(Inner {
+            db,
+            config,
+            login_limiter,
+            listeners: OnceLock::new(),
+        }))
+    }
+
+    /// Registers the commit listeners, once, before serving.
+    pub fn set_listeners(&self, listeners: Vec<Arc<dyn CommitListener>>) {
+        if self.0.listeners.set(listeners).is_err() {
+            tracing::warn!("commit listeners were already set; keeping the first ones");
+        }
+    }
+
+    /// The primary database: writes, and reads that must see every commit.
+    pub fn db(&self) -> &PgPool {
+        &self.0.db
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.0.config
+    }
+
+    pub fn login_limiter(&self) -> &LoginLimiter {
+        &self.0.login_limiter
+    }
+
+    fn listeners(&self) -> &[Arc<dyn CommitListener>] {
+        self.0.listeners.get().map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    /// The post-commit effects of a project write, in order.
+    async fn after_commit(&self, events: Vec<Event>) {
+        if events.is_empty() {
+            return;
+        }
+        match self.listeners() {
+            [] => {}
+            [only] => only.committed(events),
+            listeners => {
+                for listener in listeners {
+                    listener.committed(events.clone());
+                }
+            }
+        }
+    }
+
+    async fn after_member_removed(&self, project: Uuid, user: Uuid) {
+        for listener in self.listeners() {
+            listener.member_removed(project, user).await;
+        }
+    }
+
+    /// Housekeeping: forget idle rate-limit keys, delete expired sessions.
+    pub async fn sweep(&self) {
+        self.0.login_limiter.sweep();
+        if let Err(error) = crate::db::users::delete_expired_sessions(self.db()).await {
+            tracing::warn!(%error, "could not sweep expired sessions");
+        }
+    }
+}

@@ -1,0 +1,65 @@
+//! Projects and their members.
+
+use protocol::{AddMemberRequest, Member, Project};
+use uuid::Uuid;
+
+use super::{Actor, App, Need};
+use crate::db;
+use crate::db::projects::PutOutcome;
+use crate::domain::task as rules;
+use crate::error::{Error, Result};
+
+impl App {
+    /// Creates a project; the caller becomes its owner.
+    pub async fn create_project(&self, actor: &Actor, name: &str) -> Result<Project> {
+        let name = rules::project_name(name)?;
+        db::projects::create(self.db(), actor.id, &name).await
+    }
+
+    /// The caller's projects.
+    pub async fn projects(&self, actor: &Actor) -> Result<Vec<Project>> {
+        db::projects::list_for(self.db(), actor.id).await
+    }
+
+    /// Adds a member by email, or changes an existing member's role. Owners only.
+    pub async fn put_member(
+        &self,
+        actor: &Actor,
+        project_id: &str,
+        request: AddMemberRequest,
+    ) -> Result<(Member, PutOutcome)> {
+        let access = self.authorize(actor, project_id, Need::Manage).await?;
+        let email = rules::email(&request.email).map_err(|_| {
+            Error::NotFound("user_not_found", "no user has this email address".into())
+        })?;
+        db::projects::put_member(self.db(), access.project, &email, request.role).await
+    }
+
+    /// The project's members.
+    pub async fn members(&self, actor: &Actor, project_id: &str) -> Result<Vec<Member>> {
+        let access = self.authorize(actor, project_id, Need::Read).await?;
+        db::projects::members(self.db(), access.project).await
+    }
+
+    /// Removes a member. Owners may remove anyone; any member may remove
+    /// themselves. The last owner cannot be removed. The removed member's
+    /// subscriptions to the project end at once.
+    pub async fn remove_member(
+        &self,
+        actor: &Actor,
+        project_id: &str,
+        user_id: &str,
+    ) -> Result<()> {
+        let target = Uuid::parse_str(user_id)
+            .map_err(|_| Error::NotFound("member_not_found", "no such member".into()))?;
+        let need = if target == actor.id {
+            Need::Read
+        } else {
+            Need::Manage
+        };
+        let access = self.authorize(actor, project_id, need).await?;
+        db::projects::remove_member(self.db(), access.project, target).await?;
+        self.after_member_removed(access.project, target).await;
+        Ok(())
+    }
+}
