@@ -6,11 +6,24 @@
 //! PostgreSQL on the machine), and stops it when the server exits. PostgreSQL
 //! refuses to run as root, so under root the cluster belongs to the `postgres`
 //! system user that the PostgreSQL packages create.
+//!
+//! That user then has to get into DATA_DIR, which it cannot when a directory
+//! above it is closed to it (any checkout under `/root`, which is mode 0700).
+//! We never open up the user's directories; instead the cluster, its socket
+//! directory and its log go to `<home of postgres>/taskmaster/<hash of
+//! DATA_DIR>` (on Debian `/var/lib/postgresql/taskmaster/…`), and
+//! `DATA_DIR/postgres-location` records that directory, so later starts use
+//! the same cluster and a person can find it.
 
+use std::fs::DirBuilder;
+use std::io::ErrorKind;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{bail, Context};
+use sha2::{Digest, Sha256};
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Connection};
 
@@ -20,6 +33,8 @@ const DATABASE: &str = "taskmaster";
 const SOCKET_PORT: u16 = 5432;
 /// The account PostgreSQL runs as when we are root.
 const SYSTEM_USER: &str = "postgres";
+/// The file in DATA_DIR naming the cluster's home when it is not DATA_DIR.
+const LOCATION_FILE: &str = "postgres-location";
 
 pub struct EmbeddedPostgres {
     bin_dir: PathBuf,
@@ -28,6 +43,15 @@ pub struct EmbeddedPostgres {
     run_as: Option<&'static str>,
     /// Whether this process started the cluster (and so must stop it).
     started_here: bool,
+}
+
+/// The directory holding the cluster (`postgres/`), its socket directory
+/// (`run/`) and its log (`postgres.log`).
+struct Home {
+    dir: PathBuf,
+    /// Whether `DATA_DIR/postgres-location` named it, i.e. a cluster was made
+    /// there before.
+    recorded: bool,
 }
 
 impl EmbeddedPostgres {
@@ -40,10 +64,13 @@ impl EmbeddedPostgres {
         let data_dir = data_dir
             .canonicalize()
             .with_context(|| format!("cannot resolve DATA_DIR {}", data_dir.display()))?;
-        let cluster_dir = data_dir.join("postgres");
-        let socket_dir = data_dir.join("run");
-        std::fs::create_dir_all(&socket_dir)?;
         let run_as = running_as_root().then_some(SYSTEM_USER);
+        let home = cluster_home(&data_dir, run_as)?;
+        let cluster_dir = home.dir.join("postgres");
+        let socket_dir = home.dir.join("run");
+        let log_file = home.dir.join("postgres.log");
+        std::fs::create_dir_all(&socket_dir)
+            .with_context(|| format!("cannot create {}", socket_dir.display()))?;
 
         let mut pg = EmbeddedPostgres {
             bin_dir,
@@ -53,10 +80,36 @@ impl EmbeddedPostgres {
             started_here: false,
         };
         if let Some(user) = run_as {
-            pg.give_to(user, &data_dir)?;
+            pg.give_to(user, &home.dir, &log_file)?;
+            // Fails here, with the reason, rather than in initdb with a bare
+            // "Permission denied".
+            for (flag, what) in [("-x", "enter"), ("-w", "write to")] {
+                if !user_can(user, flag, &home.dir)? {
+                    bail!(
+                        "the {user} user, which runs the private PostgreSQL, cannot {what} {}",
+                        home.dir.display()
+                    );
+                }
+            }
         }
-        if !pg.cluster_dir.join("PG_VERSION").exists() {
-            tracing::info!(dir = %pg.cluster_dir.display(), "creating private PostgreSQL cluster");
+        let has_cluster = pg
+            .cluster_dir
+            .join("PG_VERSION")
+            .try_exists()
+            .with_context(|| {
+                format!("cannot look for a cluster in {}", pg.cluster_dir.display())
+            })?;
+        if !has_cluster {
+            if home.recorded {
+                tracing::warn!(
+                    dir = %pg.cluster_dir.display(),
+                    "{} names a PostgreSQL cluster that is not there any more; \
+                     creating an empty one in its place",
+                    data_dir.join(LOCATION_FILE).display()
+                );
+            } else {
+                tracing::info!(dir = %pg.cluster_dir.display(), "creating private PostgreSQL cluster");
+            }
             pg.initdb()?;
         }
         pg.write_settings()?;
@@ -64,11 +117,13 @@ impl EmbeddedPostgres {
             tracing::info!("adopting the private PostgreSQL cluster that is already running");
         } else {
             tracing::info!("starting private PostgreSQL");
-            pg.pg_ctl(
-                &["start", "-w", "-t", "60", "-l"],
-                Some(&data_dir.join("postgres.log")),
-            )
-            .context("private PostgreSQL did not start; see postgres.log in DATA_DIR")?;
+            pg.pg_ctl(&["start", "-w", "-t", "60", "-l"], Some(&log_file))
+                .with_context(|| {
+                    format!(
+                        "private PostgreSQL did not start; see {}",
+                        log_file.display()
+                    )
+                })?;
             pg.started_here = true;
         }
         pg.ensure_database().await?;
@@ -189,12 +244,14 @@ impl EmbeddedPostgres {
         }
     }
 
-    fn give_to(&self, user: &str, data_dir: &Path) -> anyhow::Result<()> {
-        chown(user, data_dir)?;
-        for dir in [&self.socket_dir, &self.cluster_dir] {
-            if dir.exists() {
+    /// Makes the cluster's files the user's, also after a root-owned copy or
+    /// restore of them.
+    fn give_to(&self, user: &str, home: &Path, log_file: &Path) -> anyhow::Result<()> {
+        chown(user, home)?;
+        for path in [&self.socket_dir, &self.cluster_dir, log_file] {
+            if path.exists() {
                 let mut command = Command::new("chown");
-                command.args(["-R", user]).arg(dir);
+                command.args(["-R", user]).arg(path);
                 run(command)?;
             }
         }
@@ -206,6 +263,188 @@ impl Drop for EmbeddedPostgres {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Where the cluster lives: where `DATA_DIR/postgres-location` says, else in
+/// DATA_DIR itself, unless PostgreSQL's user cannot get into DATA_DIR; then in
+/// a directory of that user's, which the location file then records.
+fn cluster_home(data_dir: &Path, run_as: Option<&str>) -> anyhow::Result<Home> {
+    let location_file = data_dir.join(LOCATION_FILE);
+    if let Some(dir) = read_location(&location_file)? {
+        tracing::info!(
+            data_dir = %data_dir.display(),
+            cluster = %dir.join("postgres").display(),
+            "the private PostgreSQL lives outside DATA_DIR, where {} says",
+            location_file.display()
+        );
+        if let Some(user) = run_as {
+            create_private_dir(user, &dir)?;
+        }
+        return Ok(Home {
+            dir,
+            recorded: true,
+        });
+    }
+    let in_data_dir = Home {
+        dir: data_dir.to_owned(),
+        recorded: false,
+    };
+    let Some(user) = run_as else {
+        return Ok(in_data_dir);
+    };
+    // DATA_DIR itself is given to the user (`give_to`), so what decides is
+    // whether it may pass through every directory above DATA_DIR.
+    let parent = data_dir.parent().unwrap_or(data_dir);
+    if user_can(user, "-x", parent)? {
+        return Ok(in_data_dir);
+    }
+
+    let digest = Sha256::digest(data_dir.as_os_str().as_bytes());
+    let name: String = digest[..8]
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
+    let dir = home_of(user)?.join("taskmaster").join(name);
+    let stranded = data_dir.join("postgres");
+    if stranded
+        .join("PG_VERSION")
+        .try_exists()
+        .with_context(|| format!("cannot look for a cluster in {}", stranded.display()))?
+    {
+        // Starting an empty cluster elsewhere would look like lost data.
+        bail!(
+            "{} holds a PostgreSQL cluster, but the {user} user that has to run it cannot \
+             enter {}. Move DATA_DIR to a place the {user} user can reach, or move the \
+             cluster to {} and write the line {} into {}",
+            stranded.display(),
+            parent.display(),
+            dir.join("postgres").display(),
+            dir.display(),
+            location_file.display()
+        );
+    }
+    create_private_dir(user, &dir)?;
+    let note = format!(
+        "# The private PostgreSQL of this DATA_DIR lives in the directory below\n\
+         # (cluster in postgres/, socket in run/, log in postgres.log), because the\n\
+         # {user} user that runs it cannot enter {}.\n\
+         # Taskmaster reads this file at every start; edit it if you move the cluster.\n\
+         {}\n",
+        parent.display(),
+        dir.display()
+    );
+    std::fs::write(&location_file, note)
+        .with_context(|| format!("cannot write {}", location_file.display()))?;
+    tracing::warn!(
+        data_dir = %data_dir.display(),
+        cluster = %dir.join("postgres").display(),
+        "the {user} user cannot enter {}, so the private PostgreSQL lives in {} instead of \
+         DATA_DIR; {} records where",
+        parent.display(),
+        dir.display(),
+        location_file.display()
+    );
+    Ok(Home {
+        dir,
+        recorded: false,
+    })
+}
+
+/// The directory named in the location file, if there is one.
+fn read_location(file: &Path) -> anyhow::Result<Option<PathBuf>> {
+    let text = match std::fs::read_to_string(file) {
+        Ok(text) => text,
+        Err(error) if error.kind() == ErrorKind::NotFound => return Ok(None),
+        Err(error) => {
+            return Err(error).with_context(|| format!("cannot read {}", file.display()));
+        }
+    };
+    let dir = text
+        .lines()
+        .map(str::trim)
+        .find(|line| !line.is_empty() && !line.starts_with('#'))
+        .map(PathBuf::from)
+        .with_context(|| format!("{} names no directory", file.display()))?;
+    if !dir.is_absolute() {
+        bail!(
+            "{} must name an absolute path, not {}",
+            file.display(),
+            dir.display()
+        );
+    }
+    Ok(Some(dir))
+}
+
+/// Creates `dir` and any missing directories above it as `user`'s, mode 0700:
+/// only PostgreSQL (and root) has any business in them.
+fn create_private_dir(user: &str, dir: &Path) -> anyhow::Result<()> {
+    let mut missing = Vec::new();
+    let mut next = Some(dir);
+    while let Some(path) = next {
+        if path
+            .try_exists()
+            .with_context(|| format!("cannot look for {}", path.display()))?
+        {
+            break;
+        }
+        missing.push(path);
+        next = path.parent();
+    }
+    for path in missing.into_iter().rev() {
+        DirBuilder::new()
+            .mode(0o700)
+            .create(path)
+            .with_context(|| format!("cannot create {}", path.display()))?;
+        chown(user, path)?;
+    }
+    Ok(())
+}
+
+/// Whether `test <flag> <path>` holds for `user`. Asking the kernel as that
+/// user counts everything that PostgreSQL will meet: every directory above,
+/// groups and ACLs.
+fn user_can(user: &str, flag: &str, path: &Path) -> anyhow::Result<bool> {
+    let output = Command::new("runuser")
+        .args(["-u", user, "--", "test", flag])
+        .arg(path)
+        .output()
+        .context("cannot run runuser")?;
+    // `test` answers "no" with status 1 and says nothing; runuser's own
+    // failures (no such user, say) come with a message.
+    match output.status.code() {
+        Some(0) => Ok(true),
+        Some(1) if output.stderr.is_empty() => Ok(false),
+        _ => bail!(
+            "cannot check whether the {user} user can use {}: runuser exited with {}: {}",
+            path.display(),
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        ),
+    }
+}
+
+/// The home directory of a system user, from the user database.
+fn home_of(user: &str) -> anyhow::Result<PathBuf> {
+    let output = Command::new("getent")
+        .args(["passwd", user])
+        .output()
+        .context("cannot run getent")?;
+    if !output.status.success() {
+        bail!("there is no {user} user (getent passwd {user} found nothing)");
+    }
+    let entry = String::from_utf8_lossy(&output.stdout);
+    entry
+        .trim_end()
+        .split(':')
+        .nth(5)
+        .filter(|home| home.starts_with('/'))
+        .map(PathBuf::from)
+        .with_context(|| {
+            format!(
+                "the {user} user has no home directory: {}",
+                entry.trim_end()
+            )
+        })
 }
 
 fn chown(user: &str, path: &Path) -> anyhow::Result<()> {

@@ -1,7 +1,8 @@
 //! The binary with no `DATABASE_URL`: it creates, runs and stops its own
 //! PostgreSQL under `DATA_DIR`.
 
-use std::path::Path;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -89,6 +90,106 @@ async fn starts_its_own_postgres_from_an_empty_data_dir_and_stops_it() {
     let login = client
         .post(format!("{}/api/v1/auth/login", server.address))
         .json(&json!({"email": "solo@example.com", "password": "12345678"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 200);
+    stop(server).await;
+}
+
+/// The directory that `DATA_DIR/postgres-location` names, if the server put
+/// the cluster outside DATA_DIR.
+fn recorded_home(data_dir: &Path) -> Option<PathBuf> {
+    let text = std::fs::read_to_string(data_dir.join("postgres-location")).ok()?;
+    text.lines()
+        .find(|line| !line.is_empty() && !line.starts_with('#'))
+        .map(PathBuf::from)
+}
+
+/// Removes the cluster kept outside DATA_DIR, also when the test fails. A
+/// postmaster orphaned by a failed test shuts itself down within a minute of
+/// its lock file disappearing.
+struct RemoveRecordedCluster<'a>(&'a Path);
+
+impl Drop for RemoveRecordedCluster<'_> {
+    fn drop(&mut self) {
+        if let Some(home) = recorded_home(self.0) {
+            if let Err(error) = std::fs::remove_dir_all(&home) {
+                eprintln!("could not remove {}: {error}", home.display());
+            }
+            // The parent holds the clusters of every such DATA_DIR: only
+            // remove it when this test's was the last.
+            if let Some(parent) = home.parent() {
+                let _ = std::fs::remove_dir(parent);
+            }
+        }
+    }
+}
+
+fn running_as_root() -> bool {
+    let output = std::process::Command::new("id").arg("-u").output().unwrap();
+    String::from_utf8_lossy(&output.stdout).trim() == "0"
+}
+
+/// Under root PostgreSQL runs as `postgres`, which cannot enter a 0700
+/// directory of root's (any checkout under /root). The cluster must then live
+/// where `postgres` can reach it, and later starts must find it again.
+#[tokio::test]
+async fn as_root_keeps_the_cluster_elsewhere_when_postgres_cannot_enter_data_dir() {
+    if !running_as_root() {
+        eprintln!("skipped: only root hands PostgreSQL to the postgres user");
+        return;
+    }
+    let closed = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(closed.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let data_dir = closed.path().join("nested/data");
+    let _cleanup = RemoveRecordedCluster(&data_dir);
+    let client = reqwest::Client::new();
+
+    let server = start(&data_dir).await;
+    let registered = client
+        .post(format!("{}/api/v1/auth/register", server.address))
+        .json(&json!({"email": "root@example.com", "name": "Root", "password": "12345678"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(registered.status(), 201);
+    let home = recorded_home(&data_dir).expect("DATA_DIR/postgres-location names the cluster");
+    assert!(
+        !home.starts_with(closed.path()),
+        "cluster outside the closed directory: {}",
+        home.display()
+    );
+    let cluster = home.join("postgres");
+    assert!(cluster.join("PG_VERSION").exists(), "cluster created there");
+    assert!(cluster.join("postmaster.pid").exists(), "cluster running");
+    assert!(
+        !data_dir.join("postgres").exists(),
+        "no cluster in DATA_DIR"
+    );
+    let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(
+        mode(closed.path()),
+        0o700,
+        "the closed directory stays closed"
+    );
+    assert_eq!(
+        mode(&home),
+        0o700,
+        "only postgres may enter the cluster's home"
+    );
+    stop(server).await;
+    assert!(
+        !cluster.join("postmaster.pid").exists(),
+        "PostgreSQL stopped with the server"
+    );
+
+    // A second start finds the same cluster and its data.
+    let server = start(&data_dir).await;
+    assert_eq!(recorded_home(&data_dir), Some(home));
+    let login = client
+        .post(format!("{}/api/v1/auth/login", server.address))
+        .json(&json!({"email": "root@example.com", "password": "12345678"}))
         .send()
         .await
         .unwrap();
