@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -125,6 +125,35 @@ pub struct Config {
     pub log_format: LogFormat,
 }
 
+impl Cli {
+    /// Parses the command line and the environment, where a variable set to
+    /// the empty string counts as unset: compose files and shells produce
+    /// `REDIS_URL=` for "no Redis", and that must not be an unparseable URL.
+    pub fn from_env_and_args() -> Cli {
+        Self::parse_with(std::env::args_os(), |name| std::env::var_os(name))
+    }
+
+    fn parse_with(
+        args: impl IntoIterator<Item = std::ffi::OsString>,
+        var: impl Fn(&std::ffi::OsStr) -> Option<std::ffi::OsString>,
+    ) -> Cli {
+        let mut command = Cli::command();
+        let empty: Vec<clap::Id> = command
+            .get_arguments()
+            .filter(|arg| {
+                arg.get_env()
+                    .is_some_and(|name| var(name).is_some_and(|value| value.is_empty()))
+            })
+            .map(|arg| arg.get_id().clone())
+            .collect();
+        for id in empty {
+            command = command.mut_arg(id, |arg| arg.env(None::<&str>));
+        }
+        let matches = command.get_matches_from(args);
+        Cli::from_arg_matches(&matches).unwrap_or_else(|error| error.exit())
+    }
+}
+
 impl Config {
     /// Settings with every default, as if no variable were set.
     pub fn defaults() -> Self {
@@ -232,6 +261,22 @@ mod tests {
             "postgres://app@db/tm"
         );
         assert_eq!(Secret::new("plain-key").redacted(), "***");
+    }
+
+    #[test]
+    fn empty_variables_mean_unset() {
+        let vars = |name: &std::ffi::OsStr| -> Option<std::ffi::OsString> {
+            match name.to_str()? {
+                "REDIS_URL" | "MAX_BODY_BYTES" | "DATABASE_URL" | "REDIS_PREFIX" => Some("".into()),
+                _ => None,
+            }
+        };
+        let args = ["taskmaster", "--redis-prefix", "tm-a"].map(Into::into);
+        let config = Cli::parse_with(args, vars).config;
+        assert!(config.redis_url.is_none());
+        assert!(config.database_url.is_none());
+        assert_eq!(config.max_body_bytes, Config::defaults().max_body_bytes);
+        assert_eq!(config.redis_prefix, "tm-a", "flags still count");
     }
 
     #[test]

@@ -1,4 +1,3 @@
-use clap::Parser;
 use taskmaster_server::config::{Cli, Command};
 use taskmaster_server::startup::{database, shutdown_signal, Application};
 use taskmaster_server::{db, telemetry};
@@ -11,7 +10,7 @@ static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    let cli = Cli::from_env_and_args();
     telemetry::init_logging(cli.config.log_format);
     tracing::debug!(config = ?cli.config, "configuration");
     match cli.command.unwrap_or(Command::Serve) {
