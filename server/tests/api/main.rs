@@ -12,6 +12,7 @@ mod members;
 mod next_task;
 mod operations;
 mod pagination;
+mod pg_cluster;
 mod realtime;
 mod roles;
 mod scale;
