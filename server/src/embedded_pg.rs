@@ -470,7 +470,7 @@ fn run(mut command: Command) -> anyhow::Result<()> {
 
 /// Where `initdb` and `pg_ctl` live: `PG_BIN_DIR`, the newest
 /// `/usr/lib/postgresql/<version>/bin` (Debian), or the `PATH`.
-fn find_bin_dir() -> anyhow::Result<PathBuf> {
+pub fn find_bin_dir() -> anyhow::Result<PathBuf> {
     let has_tools = |dir: &Path| dir.join("initdb").is_file() && dir.join("pg_ctl").is_file();
     if let Some(dir) = std::env::var_os("PG_BIN_DIR").map(PathBuf::from) {
         if has_tools(&dir) {
@@ -512,7 +512,7 @@ fn find_bin_dir() -> anyhow::Result<PathBuf> {
 
 /// Whether the effective user is root, read from `/proc/self/status`
 /// (`Uid: real effective saved fs`).
-fn running_as_root() -> bool {
+pub fn running_as_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|status| {

@@ -100,14 +100,12 @@ impl App {
         if events.is_empty() {
             return;
         }
-        match self.listeners() {
-            [] => {}
-            [only] => only.committed(events),
-            listeners => {
-                for listener in listeners {
-                    listener.committed(events.clone());
-                }
+        // The last listener takes the events; only the others need a copy.
+        if let Some((last, others)) = self.listeners().split_last() {
+            for listener in others {
+                listener.committed(events.clone());
             }
+            last.committed(events);
         }
     }
 

@@ -50,9 +50,10 @@ impl App {
         self.login_limiter().check_email(&email)?;
         // An address PostgreSQL cannot even store belongs to nobody; asking
         // for it would be an error, not an answer.
-        let found = match rules::storable_text(&email) {
-            true => db::users::find_by_email(self.db(), &email).await?,
-            false => None,
+        let found = if rules::storable_text(&email) {
+            db::users::find_by_email(self.db(), &email).await?
+        } else {
+            None
         };
         let (user, hash) = match found {
             Some((user, hash)) => (Some(user), Some(hash)),

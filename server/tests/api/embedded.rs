@@ -40,6 +40,36 @@ async fn start(data_dir: &Path) -> Server {
     Server { child, address }
 }
 
+/// Signs up `email` with the password every test here uses; returns the status.
+async fn sign_up(client: &reqwest::Client, server: &Server, email: &str, name: &str) -> u16 {
+    let body = json!({"email": email, "name": name, "password": PASSWORD});
+    post(client, server, "/api/v1/auth/register", body).await
+}
+
+/// Signs in as `email`; returns the status.
+async fn sign_in(client: &reqwest::Client, server: &Server, email: &str) -> u16 {
+    let body = json!({"email": email, "password": PASSWORD});
+    post(client, server, "/api/v1/auth/login", body).await
+}
+
+const PASSWORD: &str = "12345678";
+
+async fn post(
+    client: &reqwest::Client,
+    server: &Server,
+    path: &str,
+    body: serde_json::Value,
+) -> u16 {
+    client
+        .post(format!("{}{path}", server.address))
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
 async fn stop(mut server: Server) {
     let pid = server.child.id().expect("running").to_string();
     let status = std::process::Command::new("kill")
@@ -66,13 +96,10 @@ async fn starts_its_own_postgres_from_an_empty_data_dir_and_stops_it() {
         .await
         .unwrap();
     assert_eq!(ready.status(), 200);
-    let registered = client
-        .post(format!("{}/api/v1/auth/register", server.address))
-        .json(&json!({"email": "solo@example.com", "name": "Solo", "password": "12345678"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(registered.status(), 201);
+    assert_eq!(
+        sign_up(&client, &server, "solo@example.com", "Solo").await,
+        201
+    );
     let cluster = data_dir.path().join("postgres");
     assert!(
         cluster.join("PG_VERSION").exists(),
@@ -87,13 +114,7 @@ async fn starts_its_own_postgres_from_an_empty_data_dir_and_stops_it() {
 
     // A second start reuses the cluster and its data.
     let server = start(data_dir.path()).await;
-    let login = client
-        .post(format!("{}/api/v1/auth/login", server.address))
-        .json(&json!({"email": "solo@example.com", "password": "12345678"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(login.status(), 200);
+    assert_eq!(sign_in(&client, &server, "solo@example.com").await, 200);
     stop(server).await;
 }
 
@@ -147,13 +168,10 @@ async fn as_root_keeps_the_cluster_elsewhere_when_postgres_cannot_enter_data_dir
     let client = reqwest::Client::new();
 
     let server = start(&data_dir).await;
-    let registered = client
-        .post(format!("{}/api/v1/auth/register", server.address))
-        .json(&json!({"email": "root@example.com", "name": "Root", "password": "12345678"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(registered.status(), 201);
+    assert_eq!(
+        sign_up(&client, &server, "root@example.com", "Root").await,
+        201
+    );
     let home = recorded_home(&data_dir).expect("DATA_DIR/postgres-location names the cluster");
     assert!(
         !home.starts_with(closed.path()),
@@ -187,13 +205,7 @@ async fn as_root_keeps_the_cluster_elsewhere_when_postgres_cannot_enter_data_dir
     // A second start finds the same cluster and its data.
     let server = start(&data_dir).await;
     assert_eq!(recorded_home(&data_dir), Some(home));
-    let login = client
-        .post(format!("{}/api/v1/auth/login", server.address))
-        .json(&json!({"email": "root@example.com", "password": "12345678"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(login.status(), 200);
+    assert_eq!(sign_in(&client, &server, "root@example.com").await, 200);
     stop(server).await;
 }
 

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::{ConnectOptions, Connection};
+use taskmaster_server::embedded_pg::{find_bin_dir, running_as_root};
 
 /// How long any single wait (start, catch-up, visibility) may take.
 const WAIT: Duration = Duration::from_secs(60);
@@ -52,7 +53,7 @@ impl PgCluster {
     /// Panics, with the relevant output or log, when any step fails or a wait
     /// exceeds its timeout.
     pub async fn start() -> PgCluster {
-        let bin_dir = find_bin_dir();
+        let bin_dir = find_bin_dir().unwrap_or_else(|error| panic!("{error:#}"));
         let run_as = running_as_root().then_some(SYSTEM_USER);
         let dir = tempfile::Builder::new()
             .prefix("pg-cluster-")
@@ -120,25 +121,22 @@ impl PgCluster {
         primary.close().await.ok();
 
         let mut replica = self.connect_replica("postgres").await;
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let visible: bool =
-                sqlx::query_scalar("select exists (select 1 from pg_database where datname = $1)")
-                    .bind(name)
-                    .fetch_one(&mut replica)
-                    .await
-                    .expect("look for the new database on the replica");
-            if visible {
-                break;
-            }
-            if Instant::now() > deadline {
-                panic!(
-                    "database {name} did not appear on the replica within {WAIT:?}\n{}",
-                    self.logs()
-                );
-            }
-            tokio::time::sleep(POLL).await;
-        }
+        let what = format!("database {name} did not appear on the replica");
+        poll_until(
+            &what,
+            || self.logs(),
+            async || {
+                let visible: bool = sqlx::query_scalar(
+                    "select exists (select 1 from pg_database where datname = $1)",
+                )
+                .bind(name)
+                .fetch_one(&mut replica)
+                .await
+                .expect("look for the new database on the replica");
+                visible.then_some(()).ok_or_else(|| "not yet".to_owned())
+            },
+        )
+        .await;
         replica.close().await.ok();
     }
 
@@ -157,24 +155,21 @@ impl PgCluster {
             .await
             .expect("read the replica's version");
         if version >= 140_000 {
-            let deadline = Instant::now() + WAIT;
-            loop {
-                let state: String = sqlx::query_scalar("select pg_get_wal_replay_pause_state()")
-                    .fetch_one(&mut replica)
-                    .await
-                    .expect("read the replica's replay pause state");
-                if state == "paused" {
-                    break;
-                }
-                if Instant::now() > deadline {
-                    panic!(
-                        "WAL replay on the replica did not pause within {WAIT:?} \
-                         (state: {state})\n{}",
-                        self.logs()
-                    );
-                }
-                tokio::time::sleep(POLL).await;
-            }
+            poll_until(
+                "WAL replay on the replica did not pause",
+                || self.logs(),
+                async || {
+                    let state: String =
+                        sqlx::query_scalar("select pg_get_wal_replay_pause_state()")
+                            .fetch_one(&mut replica)
+                            .await
+                            .expect("read the replica's replay pause state");
+                    (state == "paused")
+                        .then_some(())
+                        .ok_or_else(|| format!("state: {state}"))
+                },
+            )
+            .await;
         }
         replica.close().await.ok();
     }
@@ -230,29 +225,27 @@ impl PgCluster {
         primary.close().await.ok();
 
         let mut replica = self.connect_replica("postgres").await;
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let (caught_up, replayed): (bool, Option<String>) = sqlx::query_as(
-                "select coalesce(pg_last_wal_replay_lsn() >= $1::pg_lsn, false),
-                        pg_last_wal_replay_lsn()::text",
-            )
-            .bind(&target)
-            .fetch_one(&mut replica)
-            .await
-            .expect("read the replica's replay position");
-            if caught_up {
-                break;
-            }
-            if Instant::now() > deadline {
-                panic!(
-                    "the replica did not catch up with the primary within {WAIT:?}: \
-                     primary at {target}, replica replayed up to {}\n{}",
-                    replayed.as_deref().unwrap_or("nothing"),
-                    self.logs()
-                );
-            }
-            tokio::time::sleep(POLL).await;
-        }
+        poll_until(
+            "the replica did not catch up with the primary",
+            || self.logs(),
+            async || {
+                let (caught_up, replayed): (bool, Option<String>) = sqlx::query_as(
+                    "select coalesce(pg_last_wal_replay_lsn() >= $1::pg_lsn, false),
+                            pg_last_wal_replay_lsn()::text",
+                )
+                .bind(&target)
+                .fetch_one(&mut replica)
+                .await
+                .expect("read the replica's replay position");
+                caught_up.then_some(()).ok_or_else(|| {
+                    format!(
+                        "primary at {target}, replica replayed up to {}",
+                        replayed.as_deref().unwrap_or("nothing")
+                    )
+                })
+            },
+        )
+        .await;
         replica.close().await.ok();
     }
 
@@ -375,8 +368,12 @@ impl PgCluster {
     /// Polls until a connection succeeds and `pg_is_in_recovery()` is as
     /// expected.
     async fn wait_until_accepting(&self, port: u16, log: &Path, in_recovery: bool) {
-        let deadline = Instant::now() + WAIT;
-        loop {
+        let what = format!(
+            "PostgreSQL on 127.0.0.1:{port} is not ready (accepting connections, \
+             pg_is_in_recovery() = {in_recovery})"
+        );
+        let logs = || format!("--- {} ---\n{}", log.display(), read_log(log));
+        poll_until(&what, logs, async || {
             let outcome = async {
                 let mut connection = connect_options(port, "postgres").connect().await?;
                 let recovering: bool = sqlx::query_scalar("select pg_is_in_recovery()")
@@ -386,22 +383,13 @@ impl PgCluster {
                 Ok::<bool, sqlx::Error>(recovering)
             }
             .await;
-            let problem = match outcome {
-                Ok(recovering) if recovering == in_recovery => return,
-                Ok(recovering) => format!("pg_is_in_recovery() = {recovering}"),
-                Err(error) => error.to_string(),
-            };
-            if Instant::now() > deadline {
-                panic!(
-                    "PostgreSQL on 127.0.0.1:{port} is not ready (accepting connections, \
-                     pg_is_in_recovery() = {in_recovery}) after {WAIT:?}: {problem}\n\
-                     --- {} ---\n{}",
-                    log.display(),
-                    read_log(log)
-                );
+            match outcome {
+                Ok(recovering) if recovering == in_recovery => Ok(()),
+                Ok(recovering) => Err(format!("pg_is_in_recovery() = {recovering}")),
+                Err(error) => Err(error.to_string()),
             }
-            tokio::time::sleep(POLL).await;
-        }
+        })
+        .await;
     }
 
     async fn connect_primary(&self, database: &str) -> PgConnection {
@@ -520,49 +508,26 @@ fn read_log(path: &Path) -> String {
         .unwrap_or_else(|error| format!("(cannot read {}: {error})", path.display()))
 }
 
-/// Whether we are root (`id -u` prints 0).
-fn running_as_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|output| String::from_utf8_lossy(&output.stdout).trim() == "0")
-        .unwrap_or(false)
-}
-
-/// `PG_BIN_DIR`, else the newest `/usr/lib/postgresql/<version>/bin` that has
-/// `initdb` and `pg_ctl`.
-fn find_bin_dir() -> PathBuf {
-    let has_tools = |dir: &Path| dir.join("initdb").is_file() && dir.join("pg_ctl").is_file();
-    if let Some(dir) = std::env::var_os("PG_BIN_DIR").map(PathBuf::from) {
-        assert!(
-            has_tools(&dir),
-            "PG_BIN_DIR={} does not contain initdb and pg_ctl",
-            dir.display()
-        );
-        return dir;
-    }
-    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|entry| {
-            let version = entry.file_name().to_str()?.parse::<u32>().ok()?;
-            Some((version, entry.path().join("bin")))
-        })
-        .filter(|(_, dir)| has_tools(dir))
-        .collect();
-    versions.sort();
-    match versions.pop() {
-        Some((_, dir)) => dir,
-        None => panic!(
-            "the PostgreSQL server programs (initdb, pg_ctl) are not installed under \
-             /usr/lib/postgresql/<version>/bin: install the `postgresql` package \
-             (apt-get install -y postgresql; scripts/test.sh installs it) or set PG_BIN_DIR"
-        ),
+/// Polls `check` every [`POLL`] until it returns `Ok`. After [`WAIT`] it
+/// panics with `what`, the state `check` last reported, and `logs()`.
+async fn poll_until(
+    what: &str,
+    logs: impl Fn() -> String,
+    mut check: impl AsyncFnMut() -> Result<(), String>,
+) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let state = match check().await {
+            Ok(()) => return,
+            Err(state) => state,
+        };
+        if Instant::now() > deadline {
+            panic!("{what} within {WAIT:?} ({state})\n{}", logs());
+        }
+        tokio::time::sleep(POLL).await;
     }
 }
 
-/// How many rows `table` has, read over a fresh connection to `url`.
 async fn count_rows(url: &str, table: &str) -> i64 {
     let mut connection = PgConnection::connect(url)
         .await
