@@ -36,6 +36,47 @@ pub struct Config {
     #[arg(long, env = "DATABASE_URL")]
     pub database_url: Option<Secret>,
 
+    /// Read replicas of the database, comma-separated PostgreSQL URLs.
+    /// Task reads go to one that has replayed what they need.
+    #[arg(long, env = "DATABASE_REPLICA_URLS", value_delimiter = ',')]
+    pub database_replica_urls: Vec<Secret>,
+
+    /// Maximum connections in each replica's pool (separate from the
+    /// primary's, so a slow replica cannot starve writes).
+    #[arg(long, env = "DATABASE_REPLICA_MAX_CONNECTIONS", default_value_t = 20)]
+    pub database_replica_max_connections: u32,
+
+    /// A replica further behind than this, in milliseconds, takes no reads
+    /// until it catches up.
+    #[arg(long, env = "DATABASE_REPLICA_MAX_LAG_MS", default_value_t = 5_000)]
+    pub database_replica_max_lag_ms: u64,
+
+    /// The read cache: `on` or `off`. With `REDIS_URL` it is shared by
+    /// every instance; without, it lives in this process.
+    #[arg(long, env = "CACHE", default_value = "on")]
+    pub cache: Switch,
+
+    /// Longest a cache call may take before the cache counts as failing, in
+    /// milliseconds; a few failures in a row bypass it for a while.
+    #[arg(long, env = "CACHE_TIMEOUT_MS", default_value_t = 100)]
+    pub cache_timeout_ms: u64,
+
+    /// Memory for the in-process cache tier, in MiB.
+    #[arg(long, env = "CACHE_LOCAL_MB", default_value_t = 64)]
+    pub cache_local_mb: u64,
+
+    /// Keep events of the change log for this many days (0: forever).
+    #[arg(long, env = "EVENTS_RETENTION_DAYS", default_value_t = 0)]
+    pub events_retention_days: u64,
+
+    /// Keep at most this many of each project's latest events (0: all).
+    #[arg(long, env = "EVENTS_RETENTION_PER_PROJECT", default_value_t = 0)]
+    pub events_retention_per_project: i64,
+
+    /// How often the retention policy runs, in seconds.
+    #[arg(long, env = "EVENTS_RETENTION_INTERVAL_SECS", default_value_t = 300)]
+    pub events_retention_interval_secs: u64,
+
     /// Redis URL. Optional for a single instance.
     #[arg(long, env = "REDIS_URL")]
     pub redis_url: Option<Secret>,
@@ -175,6 +216,31 @@ impl Config {
     pub fn session_ttl(&self) -> Duration {
         Duration::from_secs(self.session_ttl_hours * 3600)
     }
+
+    pub fn replica_max_lag(&self) -> Duration {
+        Duration::from_millis(self.database_replica_max_lag_ms)
+    }
+
+    pub fn cache_timeout(&self) -> Duration {
+        Duration::from_millis(self.cache_timeout_ms)
+    }
+
+    /// The change log's retention policy; `None` keeps everything.
+    pub fn retention(&self) -> Option<crate::db::events::Retention> {
+        let retention = crate::db::events::Retention {
+            max_age: (self.events_retention_days > 0)
+                .then(|| Duration::from_secs(self.events_retention_days * 24 * 3600)),
+            per_project: (self.events_retention_per_project > 0)
+                .then_some(self.events_retention_per_project),
+        };
+        (retention.max_age.is_some() || retention.per_project.is_some()).then_some(retention)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Switch {
+    On,
+    Off,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -267,16 +333,38 @@ mod tests {
     fn empty_variables_mean_unset() {
         let vars = |name: &std::ffi::OsStr| -> Option<std::ffi::OsString> {
             match name.to_str()? {
-                "REDIS_URL" | "MAX_BODY_BYTES" | "DATABASE_URL" | "REDIS_PREFIX" => Some("".into()),
+                "REDIS_URL"
+                | "MAX_BODY_BYTES"
+                | "DATABASE_URL"
+                | "REDIS_PREFIX"
+                | "DATABASE_REPLICA_URLS" => Some("".into()),
                 _ => None,
             }
         };
         let args = ["taskmaster", "--redis-prefix", "tm-a"].map(Into::into);
         let config = Cli::parse_with(args, vars).config;
+        assert!(config.database_replica_urls.is_empty());
         assert!(config.redis_url.is_none());
         assert!(config.database_url.is_none());
         assert_eq!(config.max_body_bytes, Config::defaults().max_body_bytes);
         assert_eq!(config.redis_prefix, "tm-a", "flags still count");
+    }
+
+    #[test]
+    fn replica_urls_are_a_comma_separated_list() {
+        let args = [
+            "taskmaster",
+            "--database-replica-urls",
+            "postgres://a@r1/tm,postgres://a:pw@r2/tm",
+        ];
+        let config = Cli::parse_with(args.map(Into::into), |_| None).config;
+        assert_eq!(
+            config.database_replica_urls,
+            vec![
+                Secret::new("postgres://a@r1/tm"),
+                Secret::new("postgres://a:pw@r2/tm")
+            ]
+        );
     }
 
     #[test]

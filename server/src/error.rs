@@ -117,6 +117,24 @@ impl Error {
         }
     }
 
+    /// An owned copy, for an error one database read gave several waiting
+    /// callers (a shared cache fill). An internal cause keeps its text.
+    pub fn duplicate(&self) -> Error {
+        match self {
+            Error::Malformed(code, message) => Error::Malformed(code, message.clone()),
+            Error::Unauthorized(message) => Error::Unauthorized(message.clone()),
+            Error::Forbidden(message) => Error::Forbidden(message.clone()),
+            Error::NotFound(code, message) => Error::NotFound(code, message.clone()),
+            Error::Conflict(code, message) => Error::Conflict(code, message.clone()),
+            Error::Gone(code, message) => Error::Gone(code, message.clone()),
+            Error::VersionMismatch(message) => Error::VersionMismatch(message.clone()),
+            Error::Invalid(code, message) => Error::Invalid(code, message.clone()),
+            Error::RateLimited(wait) => Error::RateLimited(*wait),
+            Error::Unavailable(message) => Error::Unavailable(message.clone()),
+            Error::Internal(error) => Error::Internal(anyhow::anyhow!("{error:#}")),
+        }
+    }
+
     /// Logs an internal error with its whole cause chain; the caller's span
     /// adds the request or socket id. Every edge calls this exactly once per
     /// failed request, so each internal error is logged once.

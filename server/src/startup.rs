@@ -15,8 +15,10 @@ use tower::util::MapRequestLayer;
 
 use crate::app::{App, CommitListener};
 use crate::auth::SWEEP_INTERVAL;
-use crate::config::Config;
+use crate::cache::{Breaker, Cache, CacheProbe, CacheSettings, MemoryStore, RedisStore, Store};
+use crate::config::{Config, Switch};
 use crate::db;
+use crate::db::replicas::{Database, ReplicaProbe};
 use crate::embedded_pg::EmbeddedPostgres;
 use crate::health::Probe;
 use crate::http;
@@ -46,8 +48,11 @@ impl Application {
             })?,
             None => Bus::Disabled,
         };
+        let replicas = replica_pools(&config)?;
+        let database = Database::new(db.clone(), replicas, config.replica_max_lag());
+        let cache = cache(&config)?;
         let config = Arc::new(config);
-        let app = App::new(db.clone(), config.clone());
+        let app = App::new(database.clone(), cache.clone(), config.clone());
         let fanout_enabled = bus.is_enabled();
         let (realtime, socket_layer) =
             Realtime::start(app.clone(), bus, RealtimeSettings::from_config(&config)).await?;
@@ -60,8 +65,18 @@ impl Application {
             pool: db.clone(),
             required: true,
         })];
+        for index in 0..database.replicas().len() {
+            probes.push(Arc::new(ReplicaProbe {
+                database: database.clone(),
+                index,
+            }));
+        }
         if fanout_enabled {
             probes.push(Arc::new(FanoutProbe(realtime.clone())));
+        }
+        // The in-process cache cannot fail; only a shared one is a dependency.
+        if cache.is_shared() {
+            probes.push(Arc::new(CacheProbe(cache.clone())));
         }
         let state = AppState {
             app,
@@ -103,7 +118,13 @@ impl Application {
             realtime,
             mut embedded,
         } = self;
-        let sweeper = tokio::spawn(sweep_forever(state.app.clone()));
+        let app = &state.app;
+        let background = [
+            tokio::spawn(sweep_forever(app.clone())),
+            tokio::spawn(app.cache().clone().repair_forever()),
+            tokio::spawn(app.database().clone().watch_replicas_forever()),
+            tokio::spawn(retain_forever(app.clone())),
+        ];
         // Sockets never end by themselves: close them when shutdown begins, so
         // the graceful shutdown only waits for ordinary requests.
         let shutdown = async move {
@@ -111,8 +132,13 @@ impl Application {
             realtime.close().await;
         };
         let served = serve(listener, router, shutdown).await;
-        sweeper.abort();
+        for task in background {
+            task.abort();
+        }
         state.app.db().close().await;
+        for replica in state.app.database().replicas() {
+            replica.pool.close().await;
+        }
         if let Some(embedded) = embedded.as_mut() {
             embedded.stop();
         }
@@ -128,12 +154,100 @@ pub async fn database(config: &Config) -> anyhow::Result<(PgPool, Option<Embedde
                 format!("DATABASE_URL is not a PostgreSQL URL: {}", url.redacted())
             })?;
             tracing::info!(database = %url.redacted(), "using PostgreSQL");
-            Ok((db::pool(options, config), None))
+            Ok((
+                db::pool(options, config.database_max_connections, config),
+                None,
+            ))
         }
         None => {
             let embedded = EmbeddedPostgres::start(&config.data_dir).await?;
             tracing::info!(data_dir = %config.data_dir.display(), "using the private PostgreSQL");
-            Ok((db::pool(embedded.connect_options(), config), Some(embedded)))
+            Ok((
+                db::pool(
+                    embedded.connect_options(),
+                    config.database_max_connections,
+                    config,
+                ),
+                Some(embedded),
+            ))
+        }
+    }
+}
+
+/// A pool per read replica, each with its own connection budget.
+fn replica_pools(config: &Config) -> anyhow::Result<Vec<PgPool>> {
+    config
+        .database_replica_urls
+        .iter()
+        .enumerate()
+        .map(|(n, url)| {
+            let options = PgConnectOptions::from_str(url.expose()).with_context(|| {
+                format!(
+                    "DATABASE_REPLICA_URLS entry {n} is not a PostgreSQL URL: {}",
+                    url.redacted()
+                )
+            })?;
+            tracing::info!(replica = n, database = %url.redacted(), "using a read replica");
+            Ok(db::pool(
+                options,
+                config.database_replica_max_connections,
+                config,
+            ))
+        })
+        .collect()
+}
+
+/// The read cache the configuration asks for: shared through Redis when
+/// there is one, in this process otherwise, or none.
+fn cache(config: &Config) -> anyhow::Result<Cache> {
+    if config.cache == Switch::Off {
+        tracing::info!("read cache off");
+        return Ok(Cache::disabled());
+    }
+    let settings = CacheSettings {
+        local_max_bytes: config.cache_local_mb * 1024 * 1024,
+    };
+    let store: Arc<dyn Store> = match &config.redis_url {
+        Some(url) => {
+            let breaker = Breaker::new(3, Duration::from_secs(2));
+            Arc::new(
+                RedisStore::new(
+                    url.expose(),
+                    &config.redis_prefix,
+                    config.cache_timeout(),
+                    breaker,
+                )
+                .with_context(|| {
+                    format!("REDIS_URL is not a usable Redis URL: {}", url.redacted())
+                })?,
+            )
+        }
+        None => Arc::new(MemoryStore::new(
+            settings.local_max_bytes,
+            Duration::from_secs(600),
+        )),
+    };
+    Ok(Cache::new(store, &settings))
+}
+
+/// Applies the change log's retention policy now and then, on every
+/// instance; the policy itself makes sure only one works at a time.
+async fn retain_forever(app: App) {
+    let Some(retention) = app.config().retention() else {
+        return;
+    };
+    let every = Duration::from_secs(app.config().events_retention_interval_secs.max(1));
+    let mut interval = tokio::time::interval(every);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        match db::events::apply_retention(app.db(), retention).await {
+            Ok(0) => {}
+            Ok(deleted) => {
+                tracing::info!(deleted, "pruned the change log");
+                metrics::counter!("events_pruned_total").increment(deleted);
+            }
+            Err(error) => tracing::warn!(%error, "could not apply the change log's retention"),
         }
     }
 }

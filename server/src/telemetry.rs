@@ -10,6 +10,12 @@ use tracing_subscriber::EnvFilter;
 use crate::config::LogFormat;
 use crate::http::LATENCY_BUCKETS;
 
+/// Redis commands and pool waits take tens of microseconds when healthy:
+/// the request latency buckets would put them all in the first one.
+const FAST_BUCKETS: &[f64] = &[
+    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+];
+
 /// Cumulative layout shift: 0.1 and 0.25 are the good / poor thresholds.
 const LAYOUT_SHIFT_BUCKETS: &[f64] = &[0.01, 0.05, 0.1, 0.25, 0.5, 1.0];
 
@@ -40,6 +46,16 @@ pub fn metrics_handle() -> PrometheusHandle {
     HANDLE
         .get_or_init(|| {
             let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    Matcher::Full("redis_command_duration_seconds".into()),
+                    FAST_BUCKETS,
+                )
+                .expect("fast buckets are not empty")
+                .set_buckets_for_metric(
+                    Matcher::Full("db_pool_acquire_seconds".into()),
+                    FAST_BUCKETS,
+                )
+                .expect("fast buckets are not empty")
                 .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
                 .expect("latency buckets are not empty")
                 .set_buckets_for_metric(

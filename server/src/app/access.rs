@@ -71,7 +71,19 @@ impl App {
     /// exist. Only a member learns that their role is too weak (403).
     pub async fn authorize(&self, actor: &Actor, project_id: &str, need: Need) -> Result<Access> {
         let project = self::project_id(project_id)?;
-        let role = db::projects::role_of(self.db(), project, actor.id)
+        let db = self.db();
+        let role = self
+            .cache()
+            .role(project, actor.id, async {
+                // Roles are read on the primary: a replica that has not yet
+                // replayed a removal must not let the removed member in.
+                Ok(
+                    match db::projects::role_and_version(db, project, actor.id).await? {
+                        Some((role, version)) => (role, Some(version)),
+                        None => (None, None),
+                    },
+                )
+            })
             .await?
             .ok_or_else(Error::project_not_found)?;
         check(role, need)?;

@@ -22,10 +22,12 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::auth::LoginLimiter;
+use crate::cache::Cache;
 use crate::config::Config;
+use crate::db::replicas::Database;
 
 pub use access::{Access, Need};
-pub use tasks::TaskQuery;
+pub use tasks::{decode_cursor, Conditional, TaskQuery, DEFAULT_PAGE};
 
 /// The signed-in caller of a use case.
 #[derive(Debug, Clone)]
@@ -51,23 +53,33 @@ pub trait CommitListener: Send + Sync {
 pub struct App(Arc<Inner>);
 
 struct Inner {
-    db: PgPool,
+    database: Database,
+    cache: Cache,
     config: Arc<Config>,
     login_limiter: LoginLimiter,
     listeners: OnceLock<Vec<Arc<dyn CommitListener>>>,
+    /// The latest seq this instance has committed or been told of, per
+    /// project: the least a replica must have replayed to answer a read
+    /// here (the cache's stamp adds what other instances committed).
+    known_seqs: moka::sync::Cache<Uuid, i64>,
 }
 
 impl App {
-    pub fn new(db: PgPool, config: Arc<Config>) -> Self {
+    pub fn new(database: Database, cache: Cache, config: Arc<Config>) -> Self {
         let login_limiter = LoginLimiter::new(
             config.login_attempts_per_email_per_minute,
             config.login_attempts_per_ip_per_minute,
         );
         App(Arc::new(Inner {
-            db,
+            database,
+            cache,
             config,
             login_limiter,
             listeners: OnceLock::new(),
+            known_seqs: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_idle(std::time::Duration::from_secs(3600))
+                .build(),
         }))
     }
 
@@ -80,7 +92,38 @@ impl App {
 
     /// The primary database: writes, and reads that must see every commit.
     pub fn db(&self) -> &PgPool {
-        &self.0.db
+        self.0.database.primary()
+    }
+
+    /// The primary and the read replicas.
+    pub fn database(&self) -> &Database {
+        &self.0.database
+    }
+
+    pub fn cache(&self) -> &Cache {
+        &self.0.cache
+    }
+
+    /// Records that `project` has reached at least `seq` (a commit here, or
+    /// one another instance delivered).
+    pub fn saw_seq(&self, project: Uuid, seq: i64) {
+        self.0
+            .known_seqs
+            .entry(project)
+            .and_compute_with(|known| match known {
+                Some(known) if *known.value() >= seq => moka::ops::compute::Op::Nop,
+                _ => moka::ops::compute::Op::Put(seq),
+            });
+    }
+
+    /// The least seq a read of `project` must include: what this instance
+    /// knows of, what the cache's stamp says, and what the caller has seen.
+    /// `None` when nothing is known, so only the primary may answer.
+    fn known_seq(&self, project: Uuid, stamp: Option<i64>, seen: Option<i64>) -> Option<i64> {
+        [self.0.known_seqs.get(&project), stamp, seen]
+            .into_iter()
+            .flatten()
+            .max()
     }
 
     pub fn config(&self) -> &Config {
@@ -95,11 +138,16 @@ impl App {
         self.0.listeners.get().map(Vec::as_slice).unwrap_or(&[])
     }
 
-    /// The post-commit effects of a project write, in order.
+    /// The post-commit effects of a project write, in order: the cache
+    /// learns the change before anyone can hear of it.
     async fn after_commit(&self, events: Vec<Event>) {
-        if events.is_empty() {
+        let Some(last) = events.last() else {
             return;
+        };
+        if let Ok(project) = Uuid::parse_str(&last.project_id) {
+            self.saw_seq(project, last.seq);
         }
+        self.0.cache.committed(&events).await;
         // The last listener takes the events; only the others need a copy.
         if let Some((last, others)) = self.listeners().split_last() {
             for listener in others {

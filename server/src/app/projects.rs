@@ -32,13 +32,26 @@ impl App {
         let email = rules::email(&request.email).map_err(|_| {
             Error::NotFound("user_not_found", "no user has this email address".into())
         })?;
-        db::projects::put_member(self.db(), access.project, &email, request.role).await
+        let put = db::projects::put_member(self.db(), access.project, &email, request.role).await?;
+        let user = Uuid::parse_str(&put.member.user.id).map_err(anyhow::Error::from)?;
+        self.cache()
+            .members_changed(
+                access.project,
+                user,
+                put.members_version,
+                Some(put.member.role),
+            )
+            .await;
+        Ok((put.member, put.outcome))
     }
 
     /// The project's members.
     pub async fn members(&self, actor: &Actor, project_id: &str) -> Result<Vec<Member>> {
         let access = self.authorize(actor, project_id, Need::Read).await?;
-        db::projects::members(self.db(), access.project).await
+        let db = self.db();
+        self.cache()
+            .members(access.project, db::projects::members(db, access.project))
+            .await
     }
 
     /// Removes a member. Owners may remove anyone; any member may remove
@@ -58,7 +71,10 @@ impl App {
             Need::Manage
         };
         let access = self.authorize(actor, project_id, need).await?;
-        db::projects::remove_member(self.db(), access.project, target).await?;
+        let version = db::projects::remove_member(self.db(), access.project, target).await?;
+        self.cache()
+            .members_changed(access.project, target, version, None)
+            .await;
         self.after_member_removed(access.project, target).await;
         Ok(())
     }

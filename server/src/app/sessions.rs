@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use super::{Actor, App};
 use crate::auth::{self, token_hash};
+use crate::cache::SessionUser;
 use crate::db;
 use crate::domain::task as rules;
 use crate::error::{Error, Result};
@@ -20,9 +21,22 @@ impl App {
     /// token is a 401.
     pub async fn authenticate(&self, token: &str) -> Result<Actor> {
         let token_hash = token_hash(token);
-        let user = db::users::session_user(self.db(), &token_hash)
+        let db = self.db();
+        let session = self
+            .cache()
+            .session(&token_hash, async {
+                // On the primary: a session signed in a moment ago on another
+                // instance must work here at once.
+                Ok(db::users::session_user(db, &token_hash)
+                    .await?
+                    .map(|(user, expires_at)| SessionUser {
+                        user,
+                        expires_at: expires_at.unix_timestamp(),
+                    }))
+            })
             .await?
             .ok_or_else(|| Error::Unauthorized("invalid or expired token; sign in again".into()))?;
+        let user = session.user;
         let id = Uuid::parse_str(&user.id).map_err(anyhow::Error::from)?;
         Ok(Actor {
             id,
@@ -71,7 +85,9 @@ impl App {
 
     /// Ends the caller's session: its token stops working at once.
     pub async fn logout(&self, actor: &Actor) -> Result<()> {
-        db::users::delete_session(self.db(), &actor.token_hash).await
+        db::users::delete_session(self.db(), &actor.token_hash).await?;
+        self.cache().revoke_session(&actor.token_hash).await;
+        Ok(())
     }
 
     async fn start_session(&self, user: &User) -> Result<String> {

@@ -1,10 +1,20 @@
 //! Tasks and the project's change log.
 
-use protocol::{EventPage, NewTask, Task, TaskPatch, TaskStatus};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use protocol::{EventPage, NewTask, Task, TaskPage, TaskPatch, TaskStatus};
+use uuid::Uuid;
 
 use super::{Actor, App, Need};
+use crate::cache::{Kind, Snapshot};
 use crate::db;
 use crate::error::{Error, Result};
+
+/// A page size when the caller names none.
+pub const DEFAULT_PAGE: i64 = 100;
+
+/// The seq a stamped read reports for a project it could not find.
+const BEFORE_PROJECT: i64 = -1;
 
 /// A page of a project's task list.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,6 +25,54 @@ pub struct TaskQuery {
     pub after: i64,
     /// At most this many.
     pub limit: i64,
+}
+
+impl TaskQuery {
+    /// What distinguishes this page from the project's other pages.
+    fn cache_key(&self) -> String {
+        let mut statuses: Vec<&str> = self.statuses.iter().map(|status| status.as_str()).collect();
+        statuses.sort_unstable();
+        statuses.dedup();
+        format!("list:{}:{}:{}", self.after, self.limit, statuses.join(","))
+    }
+}
+
+/// The answer to a read the caller may already have.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Conditional {
+    /// Still as at this seq: the caller's copy is current.
+    NotModified(i64),
+    Body(Snapshot),
+}
+
+impl Conditional {
+    fn fresh(snapshot: Snapshot, if_seq: Option<i64>) -> Self {
+        if if_seq == Some(snapshot.seq) {
+            Conditional::NotModified(snapshot.seq)
+        } else {
+            Conditional::Body(snapshot)
+        }
+    }
+}
+
+/// Cursors are opaque to clients: a version tag and the last id of the page.
+pub fn encode_cursor(last_id: i64) -> String {
+    URL_SAFE_NO_PAD.encode(format!("v1:{last_id}"))
+}
+
+pub fn decode_cursor(cursor: &str) -> Result<i64> {
+    let invalid = || {
+        Error::Malformed(
+            "invalid_cursor",
+            "cursor is not one this server issued".into(),
+        )
+    };
+    let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| invalid())?;
+    let text = std::str::from_utf8(&bytes).map_err(|_| invalid())?;
+    text.strip_prefix("v1:")
+        .and_then(|id| id.parse::<i64>().ok())
+        .filter(|id| *id >= 0)
+        .ok_or_else(invalid)
 }
 
 impl App {
@@ -63,36 +121,179 @@ impl App {
         Ok(())
     }
 
-    pub async fn task(&self, actor: &Actor, project_id: &str, task_id: i64) -> Result<Task> {
+    /// One task. `seen` is a seq the caller says it has seen: the answer
+    /// includes it (and everything the caller was told of) wherever it is
+    /// read from.
+    pub async fn task(
+        &self,
+        actor: &Actor,
+        project_id: &str,
+        task_id: i64,
+        seen: Option<i64>,
+    ) -> Result<Task> {
         let access = self.authorize(actor, project_id, Need::Read).await?;
-        db::tasks::get(self.db(), access.project, task_id)
+        let project = access.project;
+        self.cache()
+            .task(project, task_id, async |stamp| {
+                let need = self.known_seq(project, stamp, seen);
+                let (task, seq) = self
+                    .database()
+                    .read(need, move |connection| {
+                        Box::pin(async move {
+                            let found =
+                                db::tasks::get_stamped(connection, project, task_id).await?;
+                            Ok(found.unwrap_or((None, BEFORE_PROJECT)))
+                        })
+                    })
+                    .await?;
+                if seq == BEFORE_PROJECT {
+                    return Err(Error::project_not_found());
+                }
+                Ok((task, seq))
+            })
             .await?
             .ok_or_else(|| Error::task_not_found(task_id))
     }
 
-    /// Up to `query.limit` tasks in id order, plus one more if there is one
-    /// (so the caller can tell whether another page follows).
+    /// A page of the task list as the contract's `TaskPage` JSON, or
+    /// `NotModified` when the project is still at `if_seq` (the seq of the
+    /// page the caller has).
     pub async fn tasks(
         &self,
         actor: &Actor,
         project_id: &str,
         query: &TaskQuery,
-    ) -> Result<Vec<Task>> {
+        if_seq: Option<i64>,
+        seen: Option<i64>,
+    ) -> Result<Conditional> {
         let access = self.authorize(actor, project_id, Need::Read).await?;
-        db::tasks::list(
-            self.db(),
-            access.project,
-            &query.statuses,
-            query.after,
-            query.limit + 1,
-        )
-        .await
+        if let Some(unchanged) = self.unchanged(access.project, if_seq).await {
+            return Ok(unchanged);
+        }
+        let snapshot = self.task_page(access.project, query, seen).await?;
+        Ok(Conditional::fresh(snapshot, if_seq))
     }
 
-    /// The task to work on next (Task Master's rule), if any.
-    pub async fn next_task(&self, actor: &Actor, project_id: &str) -> Result<Option<Task>> {
+    async fn task_page(
+        &self,
+        project: Uuid,
+        query: &TaskQuery,
+        seen: Option<i64>,
+    ) -> Result<Snapshot> {
+        self.cache()
+            .derived(Kind::List, project, &query.cache_key(), async |stamp| {
+                let need = self.known_seq(project, stamp, seen);
+                let (mut items, seq) = self
+                    .database()
+                    .read(need, |connection| {
+                        let query = query.clone();
+                        Box::pin(async move {
+                            let found = db::tasks::list_stamped(
+                                connection,
+                                project,
+                                &query.statuses,
+                                query.after,
+                                query.limit + 1,
+                            )
+                            .await?;
+                            Ok(found.unwrap_or((Vec::new(), BEFORE_PROJECT)))
+                        })
+                    })
+                    .await?;
+                if seq == BEFORE_PROJECT {
+                    return Err(Error::project_not_found());
+                }
+                // One more than asked tells whether another page follows.
+                let next_cursor = if items.len() as i64 > query.limit {
+                    items.truncate(query.limit as usize);
+                    items.last().map(|task| encode_cursor(task.id))
+                } else {
+                    None
+                };
+                let page = TaskPage { items, next_cursor };
+                Ok(Snapshot {
+                    json: serde_json::to_vec(&page)
+                        .map_err(anyhow::Error::from)?
+                        .into(),
+                    seq,
+                })
+            })
+            .await
+    }
+
+    /// The task to work on next (Task Master's rule) as task JSON, empty
+    /// when there is none; or `NotModified` as for [`App::tasks`].
+    pub async fn next_task(
+        &self,
+        actor: &Actor,
+        project_id: &str,
+        if_seq: Option<i64>,
+        seen: Option<i64>,
+    ) -> Result<Conditional> {
         let access = self.authorize(actor, project_id, Need::Read).await?;
-        db::tasks::next(self.db(), access.project).await
+        if let Some(unchanged) = self.unchanged(access.project, if_seq).await {
+            return Ok(unchanged);
+        }
+        let snapshot = self.next_snapshot(access.project, seen).await?;
+        Ok(Conditional::fresh(snapshot, if_seq))
+    }
+
+    async fn next_snapshot(&self, project: Uuid, seen: Option<i64>) -> Result<Snapshot> {
+        self.cache()
+            .derived(Kind::Next, project, "next", async |stamp| {
+                let need = self.known_seq(project, stamp, seen);
+                let (task, seq) = self
+                    .database()
+                    .read(need, move |connection| {
+                        Box::pin(async move {
+                            let found = db::tasks::next_stamped(connection, project).await?;
+                            Ok(found.unwrap_or((None, BEFORE_PROJECT)))
+                        })
+                    })
+                    .await?;
+                if seq == BEFORE_PROJECT {
+                    return Err(Error::project_not_found());
+                }
+                let json = match task {
+                    Some(task) => serde_json::to_vec(&task).map_err(anyhow::Error::from)?,
+                    None => Vec::new(),
+                };
+                Ok(Snapshot {
+                    json: json.into(),
+                    seq,
+                })
+            })
+            .await
+    }
+
+    /// `NotModified` when the cache's stamp says the project is still at
+    /// `if_seq`: answered without touching PostgreSQL.
+    async fn unchanged(&self, project: Uuid, if_seq: Option<i64>) -> Option<Conditional> {
+        let if_seq = if_seq?;
+        (self.cache().stamp(project).await? == if_seq).then_some(Conditional::NotModified(if_seq))
+    }
+
+    /// Fills the cache with what clients of a project read first (the first
+    /// page of tasks, next-task), in the background. Called when a client
+    /// joins the project here; a project warmed at its current seq is not
+    /// read again.
+    pub fn warm(&self, project: Uuid) {
+        if !self.cache().is_enabled() {
+            return;
+        }
+        let app = self.clone();
+        tokio::spawn(async move {
+            let first_page = TaskQuery {
+                statuses: Vec::new(),
+                after: 0,
+                limit: DEFAULT_PAGE,
+            };
+            let page = app.task_page(project, &first_page, None).await;
+            let next = app.next_snapshot(project, None).await;
+            if let Err(error) = page.and(next) {
+                tracing::debug!(%error, %project, "could not warm the cache");
+            }
+        });
     }
 
     /// The project's change log after `since`, oldest first.
@@ -104,7 +305,15 @@ impl App {
         limit: i64,
     ) -> Result<EventPage> {
         let access = self.authorize(actor, project_id, Need::Read).await?;
-        let latest_seq = db::events::latest_seq(self.db(), access.project).await?;
+        let (latest_seq, pruned_through) = db::events::bounds(self.db(), access.project)
+            .await?
+            .ok_or_else(Error::project_not_found)?;
+        if since < pruned_through {
+            return Err(Error::Gone(
+                "resync_required",
+                format!("events up to seq {pruned_through} are no longer kept; reload the tasks instead"),
+            ));
+        }
         if since > latest_seq {
             return Err(Error::Invalid(
                 "invalid_since",
@@ -113,5 +322,37 @@ impl App {
         }
         let items = db::events::since(self.db(), access.project, since, limit).await?;
         Ok(EventPage { items, latest_seq })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_reject_forgeries() {
+        assert_eq!(decode_cursor(&encode_cursor(42)).unwrap(), 42);
+        assert!(decode_cursor("garbage!").is_err());
+        assert!(decode_cursor(&URL_SAFE_NO_PAD.encode("v1:-5")).is_err());
+        assert!(decode_cursor(&URL_SAFE_NO_PAD.encode("v2:5")).is_err());
+    }
+
+    #[test]
+    fn pages_that_ask_the_same_share_a_cache_key() {
+        let page = |statuses: Vec<TaskStatus>, after| TaskQuery {
+            statuses,
+            after,
+            limit: 100,
+        };
+        let (pending, done) = (TaskStatus::Pending, TaskStatus::Done);
+        assert_eq!(
+            page(vec![pending, done], 0).cache_key(),
+            page(vec![done, pending, done], 0).cache_key()
+        );
+        assert_ne!(
+            page(vec![pending], 0).cache_key(),
+            page(vec![done], 0).cache_key()
+        );
+        assert_ne!(page(vec![], 0).cache_key(), page(vec![], 7).cache_key());
     }
 }

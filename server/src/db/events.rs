@@ -160,3 +160,113 @@ pub async fn latest_seqs(pool: &PgPool, projects: &[Uuid]) -> Result<HashMap<Uui
             .await?;
     Ok(rows.into_iter().collect())
 }
+
+/// The project's latest seq and the seq through which its log may have been
+/// pruned (a `since` below it cannot be served), or `None` for no project.
+pub async fn bounds(pool: &PgPool, project: Uuid) -> Result<Option<(i64, i64)>> {
+    Ok(
+        sqlx::query_as(
+            "select last_seq, events_pruned_through from projects where project_id = $1",
+        )
+        .bind(project)
+        .fetch_optional(pool)
+        .await?,
+    )
+}
+
+/// How much of the change log to keep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// Drop events older than this.
+    pub max_age: Option<std::time::Duration>,
+    /// Keep at most this many of each project's latest events.
+    pub per_project: Option<i64>,
+}
+
+/// Events deleted by one retention statement, at most: keeps each
+/// transaction (and the row locks it takes) short.
+const RETENTION_BATCH: i64 = 10_000;
+
+/// Serialises retention passes across instances (an arbitrary constant:
+/// "tm.events.retention").
+const RETENTION_LOCK: i64 = 0x0074_6d65_7672_6574;
+
+/// Applies `retention` until nothing is left to delete, one short
+/// transaction per batch. Each batch first takes a transaction-scoped
+/// advisory lock without waiting: when another instance holds it, this
+/// pass stops, since that instance is doing the same work. Every batch moves
+/// `events_pruned_through` forward with its deletions, in the same
+/// transaction, so a reader never finds events missing that the projects
+/// row says are kept. Returns how many events were deleted.
+pub async fn apply_retention(pool: &PgPool, retention: Retention) -> Result<u64> {
+    let mut deleted = 0;
+    loop {
+        let mut tx = pool.begin().await?;
+        let locked: bool = sqlx::query_scalar("select pg_try_advisory_xact_lock($1)")
+            .bind(RETENTION_LOCK)
+            .fetch_one(&mut *tx)
+            .await?;
+        if !locked {
+            return Ok(deleted);
+        }
+        let mut progress = false;
+        if let Some(keep) = retention.per_project {
+            // Projects with more than `keep` events since their last pruning,
+            // each pruned by at most a batch per pass.
+            let (gone, moved): (i64, i64) = sqlx::query_as(
+                "with over as (
+                     select project_id,
+                            least(last_seq - $1, events_pruned_through + $2) as through
+                       from projects
+                      where last_seq - $1 > events_pruned_through
+                      limit 100
+                      for update),
+                 gone as (
+                     delete from events e using over
+                      where e.project_id = over.project_id and e.seq <= over.through
+                      returning 1),
+                 moved as (
+                     update projects p set events_pruned_through = over.through
+                       from over where p.project_id = over.project_id
+                     returning 1)
+                 select (select count(*) from gone), (select count(*) from moved)",
+            )
+            .bind(keep)
+            .bind(RETENTION_BATCH)
+            .fetch_one(&mut *tx)
+            .await?;
+            deleted += gone as u64;
+            // Projects whose events were already gone still move forward.
+            progress |= gone > 0 || moved > 0;
+        }
+        if let Some(max_age) = retention.max_age {
+            let age = i64::try_from(max_age.as_secs()).unwrap_or(i64::MAX);
+            let gone: i64 = sqlx::query_scalar(
+                "with gone as (
+                     delete from events
+                      where (project_id, seq) in (
+                          select project_id, seq from events
+                           where created_at < now() - make_interval(secs => $1)
+                           limit $2)
+                      returning project_id, seq),
+                 through as (
+                     select project_id, max(seq) as seq from gone group by project_id),
+                 moved as (
+                     update projects p
+                        set events_pruned_through = greatest(p.events_pruned_through, through.seq)
+                       from through where p.project_id = through.project_id)
+                 select count(*) from gone",
+            )
+            .bind(age as f64)
+            .bind(RETENTION_BATCH)
+            .fetch_one(&mut *tx)
+            .await?;
+            deleted += gone as u64;
+            progress |= gone > 0;
+        }
+        tx.commit().await?;
+        if !progress {
+            return Ok(deleted);
+        }
+    }
+}

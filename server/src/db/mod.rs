@@ -3,6 +3,7 @@
 
 pub mod events;
 pub mod projects;
+pub mod replicas;
 pub mod tasks;
 pub mod users;
 
@@ -21,10 +22,10 @@ use crate::health::{Probe, Verdict};
 /// The migrations in `migrations/`, embedded at build time.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
 
-/// Builds the pool. Connections are opened lazily, so the server starts (and
+/// Builds a pool of at most `max_connections`. Connections are opened lazily, so the server starts (and
 /// reports not-ready) while the database is down, and recovers by itself when
 /// it returns.
-pub fn pool(options: PgConnectOptions, config: &Config) -> PgPool {
+pub fn pool(options: PgConnectOptions, max_connections: u32, config: &Config) -> PgPool {
     let options = options
         .application_name("taskmaster")
         // Bound every statement, so a stuck query cannot hold a connection forever.
@@ -33,7 +34,7 @@ pub fn pool(options: PgConnectOptions, config: &Config) -> PgPool {
             config.statement_timeout().as_millis().to_string(),
         )]);
     PgPoolOptions::new()
-        .max_connections(config.database_max_connections)
+        .max_connections(max_connections)
         .min_connections(0)
         .acquire_timeout(config.acquire_timeout())
         .idle_timeout(Some(Duration::from_secs(300)))

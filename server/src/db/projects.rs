@@ -1,7 +1,7 @@
 //! Projects and their members.
 
 use protocol::{Member, Project, Role, User};
-use sqlx::{PgPool, Postgres, Transaction};
+use sqlx::{FromRow, PgPool, Postgres, Row, Transaction};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -65,6 +65,27 @@ pub async fn role_of(pool: &PgPool, project: Uuid, user: Uuid) -> Result<Option<
     role.map(|role| parse_role(&role)).transpose()
 }
 
+/// `user`'s role in `project` and the project's members version, read
+/// together; `None` when there is no such project.
+pub async fn role_and_version(
+    pool: &PgPool,
+    project: Uuid,
+    user: Uuid,
+) -> Result<Option<(Option<Role>, i64)>> {
+    let row: Option<(Option<String>, i64)> = sqlx::query_as(
+        "select m.role::text, p.members_version
+           from projects p
+           left join project_members m on m.project_id = p.project_id and m.user_id = $2
+          where p.project_id = $1",
+    )
+    .bind(project)
+    .bind(user)
+    .fetch_optional(pool)
+    .await?;
+    row.map(|(role, version)| Ok((role.as_deref().map(parse_role).transpose()?, version)))
+        .transpose()
+}
+
 fn parse_role(role: &str) -> Result<Role> {
     role.parse()
         .map_err(|error| Error::Internal(anyhow::anyhow!("bad role in database: {error}")))
@@ -106,19 +127,41 @@ impl TryFrom<MemberRow> for Member {
     }
 }
 
-pub async fn members(pool: &PgPool, project: Uuid) -> Result<Vec<Member>> {
-    sqlx::query_as::<_, MemberRow>(
-        "select u.user_id, u.email, u.name, m.role::text as role
-           from project_members m join users u using (user_id)
-          where m.project_id = $1
+/// The project's members and its members version, read together (the
+/// version is `None` only for a project without members, which the last
+/// owner rule prevents).
+pub async fn members(pool: &PgPool, project: Uuid) -> Result<(Vec<Member>, Option<i64>)> {
+    let rows = sqlx::query(
+        "select u.user_id, u.email, u.name, m.role::text as role, p.members_version
+           from projects p
+           join project_members m using (project_id)
+           join users u using (user_id)
+          where p.project_id = $1
           order by m.added_at, u.user_id",
     )
     .bind(project)
     .fetch_all(pool)
-    .await?
-    .into_iter()
-    .map(Member::try_from)
-    .collect()
+    .await?;
+    let version = rows
+        .first()
+        .map(|row| row.try_get::<i64, _>("members_version"))
+        .transpose()?;
+    let members = rows
+        .iter()
+        .map(|row| Member::try_from(MemberRow::from_row(row)?))
+        .collect::<Result<_>>()?;
+    Ok((members, version))
+}
+
+/// Bumps the project's members version inside a membership change.
+async fn bump_members_version(tx: &mut Transaction<'_, Postgres>, project: Uuid) -> Result<i64> {
+    Ok(sqlx::query_scalar(
+        "update projects set members_version = members_version + 1
+          where project_id = $1 returning members_version",
+    )
+    .bind(project)
+    .fetch_one(&mut **tx)
+    .await?)
 }
 
 /// Whether [`put_member`] added someone new or changed an existing role.
@@ -128,6 +171,14 @@ pub enum PutOutcome {
     Updated,
 }
 
+/// A membership change, with the members version it committed.
+#[derive(Debug, Clone)]
+pub struct PutMember {
+    pub member: Member,
+    pub outcome: PutOutcome,
+    pub members_version: i64,
+}
+
 /// Adds the user with `email` to `project` with `role`, or changes the role of
 /// an existing member. Refuses to demote the last owner.
 pub async fn put_member(
@@ -135,7 +186,7 @@ pub async fn put_member(
     project: Uuid,
     email: &str,
     role: Role,
-) -> Result<(Member, PutOutcome)> {
+) -> Result<PutMember> {
     let mut tx = pool.begin().await?;
     lock(&mut tx, project)
         .await?
@@ -174,6 +225,7 @@ pub async fn put_member(
     .bind(role.as_str())
     .execute(&mut *tx)
     .await?;
+    let members_version = bump_members_version(&mut tx, project).await?;
     tx.commit().await?;
     let member = Member {
         user: User {
@@ -188,11 +240,16 @@ pub async fn put_member(
     } else {
         PutOutcome::Added
     };
-    Ok((member, outcome))
+    Ok(PutMember {
+        member,
+        outcome,
+        members_version,
+    })
 }
 
-/// Removes `user` from `project`. Refuses to remove the last owner.
-pub async fn remove_member(pool: &PgPool, project: Uuid, user: Uuid) -> Result<()> {
+/// Removes `user` from `project`, returning the members version the removal
+/// committed. Refuses to remove the last owner.
+pub async fn remove_member(pool: &PgPool, project: Uuid, user: Uuid) -> Result<i64> {
     let mut tx = pool.begin().await?;
     lock(&mut tx, project)
         .await?
@@ -220,8 +277,9 @@ pub async fn remove_member(pool: &PgPool, project: Uuid, user: Uuid) -> Result<(
         .bind(user)
         .execute(&mut *tx)
         .await?;
+    let members_version = bump_members_version(&mut tx, project).await?;
     tx.commit().await?;
-    Ok(())
+    Ok(members_version)
 }
 
 async fn owner_count(tx: &mut Transaction<'_, Postgres>, project: Uuid) -> Result<i64> {

@@ -4,8 +4,9 @@ use std::collections::HashSet;
 
 use protocol::{event_type, NewTask, Task, TaskPatch, TaskStatus};
 use sqlx::postgres::PgArguments;
+use sqlx::postgres::PgRow;
 use sqlx::query::QueryAs;
-use sqlx::{PgPool, Postgres};
+use sqlx::{FromRow, PgConnection, PgPool, Postgres, Row};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -20,6 +21,48 @@ macro_rules! columns {
         "project_id, task_id, title, description, details, test_strategy, \
          status::text as status, priority::text as priority, dependencies, assignee_id, \
          parent_id, version, created_at, updated_at"
+    };
+}
+
+macro_rules! next_subtask {
+    () => {
+        concat!(
+            "select ",
+            columns!(),
+            " from tasks t
+              where t.project_id = $1
+                and t.parent_id in (
+                    select p.task_id from tasks p
+                     where p.project_id = $1 and p.status = 'in-progress' and p.parent_id is null)
+                and t.status in ('pending', 'in-progress')
+                and not exists (
+                    select 1 from tasks d
+                     where d.project_id = t.project_id
+                       and d.task_id = any(t.dependencies)
+                       and d.status <> 'done')
+              order by t.priority, cardinality(t.dependencies), t.task_id
+              limit 1"
+        )
+    };
+}
+
+macro_rules! next_top_level {
+    () => {
+        concat!(
+            "select ",
+            columns!(),
+            " from tasks t
+              where t.project_id = $1
+                and t.parent_id is null
+                and t.status in ('pending', 'in-progress')
+                and not exists (
+                    select 1 from tasks d
+                     where d.project_id = t.project_id
+                       and d.task_id = any(t.dependencies)
+                       and d.status <> 'done')
+              order by t.priority, cardinality(t.dependencies), t.task_id
+              limit 1"
+        )
     };
 }
 
@@ -52,40 +95,61 @@ pub mod sql {
 
     /// First tier of next-task: subtasks of in-progress top-level tasks.
     /// Driven from the (few) in-progress parents. `$1` project.
-    pub const NEXT_SUBTASK: &str = concat!(
-        "select ",
-        columns!(),
-        " from tasks t
-          where t.project_id = $1
-            and t.parent_id in (
-                select p.task_id from tasks p
-                 where p.project_id = $1 and p.status = 'in-progress' and p.parent_id is null)
-            and t.status in ('pending', 'in-progress')
-            and not exists (
-                select 1 from tasks d
-                 where d.project_id = t.project_id
-                   and d.task_id = any(t.dependencies)
-                   and d.status <> 'done')
-          order by t.priority, cardinality(t.dependencies), t.task_id
-          limit 1"
-    );
+    pub const NEXT_SUBTASK: &str = next_subtask!();
 
     /// Second tier of next-task: top-level tasks, walked in rank order along
     /// `tasks_next_idx`. `$1` project.
-    pub const NEXT_TOP_LEVEL: &str = concat!(
-        "select ",
+    pub const NEXT_TOP_LEVEL: &str = next_top_level!();
+
+    // The reads that may run on a replica. Each returns the project's
+    // `last_seq` (`project_seq`) from the same snapshot as its rows, so the
+    // answer says what it includes; and one row with null task columns
+    // when nothing matches, so even "nothing" carries its seq.
+
+    /// [`GET`] with the project's seq. `$1` project, `$2` task id.
+    pub const GET_STAMPED: &str = concat!(
+        "select stamp.last_seq as project_seq, found.*
+           from projects stamp
+           left join lateral (select ",
         columns!(),
-        " from tasks t
-          where t.project_id = $1
-            and t.parent_id is null
-            and t.status in ('pending', 'in-progress')
-            and not exists (
-                select 1 from tasks d
-                 where d.project_id = t.project_id
-                   and d.task_id = any(t.dependencies)
-                   and d.status <> 'done')
-          order by t.priority, cardinality(t.dependencies), t.task_id
-          limit 1"
+        " from tasks where project_id = $1 and task_id = $2) found on true
+          where stamp.project_id = $1"
+    );
+
+    /// [`LIST`] with the project's seq.
+    pub const LIST_STAMPED: &str = concat!(
+        "select stamp.last_seq as project_seq, found.*
+           from projects stamp
+           left join lateral (select ",
+        columns!(),
+        " from tasks where project_id = $1 and task_id > $2
+           order by task_id limit $3) found on true
+          where stamp.project_id = $1"
+    );
+
+    /// [`LIST_BY_STATUS`] with the project's seq.
+    pub const LIST_BY_STATUS_STAMPED: &str = concat!(
+        "select stamp.last_seq as project_seq, found.*
+           from projects stamp
+           left join lateral (select ",
+        columns!(),
+        " from tasks
+           where project_id = $1 and task_id > $2 and status = any($3::task_status[])
+           order by task_id limit $4) found on true
+          where stamp.project_id = $1"
+    );
+
+    /// Both tiers of next-task in one statement (so one snapshot), with the
+    /// project's seq. The second tier runs only when the first finds nothing.
+    pub const NEXT_STAMPED: &str = concat!(
+        "select stamp.last_seq as project_seq, found.*
+           from projects stamp
+           left join lateral ((",
+        next_subtask!(),
+        ") union all (",
+        next_top_level!(),
+        ") limit 1) found on true
+          where stamp.project_id = $1"
     );
 }
 
@@ -192,6 +256,78 @@ pub async fn next(pool: &PgPool, project: Uuid) -> Result<Option<Task>> {
         }
     }
     Ok(None)
+}
+
+/// Rows of a stamped read: the project's seq and the tasks found, or
+/// `None` when the project does not exist (here: a replica that has not
+/// replayed its creation yet, or a project just deleted).
+fn stamped(rows: Vec<PgRow>) -> Result<Option<(Vec<Task>, i64)>> {
+    let Some(first) = rows.first() else {
+        return Ok(None);
+    };
+    let seq: i64 = first.try_get("project_seq")?;
+    let mut tasks = Vec::with_capacity(rows.len());
+    for row in &rows {
+        // The lateral join's "nothing matched" row has null task columns.
+        if row.try_get::<Option<i64>, _>("task_id")?.is_some() {
+            tasks.push(Task::try_from(TaskRow::from_row(row)?)?);
+        }
+    }
+    Ok(Some((tasks, seq)))
+}
+
+/// [`get`] with the seq it was read at.
+pub async fn get_stamped(
+    connection: &mut PgConnection,
+    project: Uuid,
+    task_id: i64,
+) -> Result<Option<(Option<Task>, i64)>> {
+    let rows = sqlx::query(sql::GET_STAMPED)
+        .bind(project)
+        .bind(task_id)
+        .fetch_all(connection)
+        .await?;
+    Ok(stamped(rows)?.map(|(tasks, seq)| (tasks.into_iter().next(), seq)))
+}
+
+/// [`list`] with the seq it was read at.
+pub async fn list_stamped(
+    connection: &mut PgConnection,
+    project: Uuid,
+    statuses: &[TaskStatus],
+    after: i64,
+    limit: i64,
+) -> Result<Option<(Vec<Task>, i64)>> {
+    let rows = if statuses.is_empty() {
+        sqlx::query(sql::LIST_STAMPED)
+            .bind(project)
+            .bind(after)
+            .bind(limit)
+            .fetch_all(connection)
+            .await?
+    } else {
+        let statuses: Vec<&str> = statuses.iter().map(|status| status.as_str()).collect();
+        sqlx::query(sql::LIST_BY_STATUS_STAMPED)
+            .bind(project)
+            .bind(after)
+            .bind(statuses)
+            .bind(limit)
+            .fetch_all(connection)
+            .await?
+    };
+    stamped(rows)
+}
+
+/// [`next`] with the seq it was read at, in one statement.
+pub async fn next_stamped(
+    connection: &mut PgConnection,
+    project: Uuid,
+) -> Result<Option<(Option<Task>, i64)>> {
+    let rows = sqlx::query(sql::NEXT_STAMPED)
+        .bind(project)
+        .fetch_all(connection)
+        .await?;
+    Ok(stamped(rows)?.map(|(tasks, seq)| (tasks.into_iter().next(), seq)))
 }
 
 /// A task's writable fields after validation.

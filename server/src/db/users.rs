@@ -82,17 +82,30 @@ pub async fn create_session(
     Ok(())
 }
 
-/// The user a live (unexpired) session belongs to.
-pub async fn session_user(pool: &PgPool, token_hash: &[u8]) -> Result<Option<User>> {
-    let row = sqlx::query_as::<_, UserRow>(
-        "select u.user_id, u.email, u.name
+/// The user a live (unexpired) session belongs to, and when it expires.
+pub async fn session_user(
+    pool: &PgPool,
+    token_hash: &[u8],
+) -> Result<Option<(User, OffsetDateTime)>> {
+    let row: Option<(Uuid, String, String, OffsetDateTime)> = sqlx::query_as(
+        "select u.user_id, u.email, u.name, s.expires_at
            from sessions s join users u using (user_id)
           where s.token_hash = $1 and s.expires_at > now()",
     )
     .bind(token_hash)
     .fetch_optional(pool)
     .await?;
-    Ok(row.map(User::from))
+    Ok(row.map(|(user_id, email, name, expires_at)| {
+        (
+            UserRow {
+                user_id,
+                email,
+                name,
+            }
+            .into(),
+            expires_at,
+        )
+    }))
 }
 
 pub async fn delete_session(pool: &PgPool, token_hash: &[u8]) -> Result<()> {

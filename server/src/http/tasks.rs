@@ -1,21 +1,19 @@
 //! `/api/v1/projects/{project_id}/tasks` and the project's change log.
 
 use axum::extract::State;
-use axum::http::header::{ETAG, IF_MATCH, IF_NONE_MATCH};
+use axum::http::header::{CONTENT_TYPE, ETAG, IF_MATCH, IF_NONE_MATCH};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
+use bytes::Bytes;
 use protocol::{ErrorBody, EventPage, NewTask, Task, TaskPage, TaskPatch, TaskStatus};
 use serde::Deserialize;
 
 use super::extract::{AuthUser, Json, Path, Query};
-use crate::app::TaskQuery;
+use crate::app::{decode_cursor, Conditional, TaskQuery, DEFAULT_PAGE};
 use crate::db;
 use crate::error::{Error, Result};
 use crate::state::AppState;
 
-pub const DEFAULT_PAGE: i64 = 100;
 pub const MAX_PAGE: i64 = 500;
 
 /// Create a task. Editors and owners.
@@ -56,7 +54,8 @@ pub async fn list(
     user: AuthUser,
     Path(project_id): Path<String>,
     Query(params): Query<ListParams>,
-) -> Result<axum::Json<TaskPage>> {
+    headers: HeaderMap,
+) -> Result<Response> {
     let limit = parse_limit(params.limit.as_deref())?;
     let after = params
         .cursor
@@ -70,14 +69,17 @@ pub async fn list(
         after,
         limit,
     };
-    let mut items = state.app.tasks(&user.0, &project_id, &query).await?;
-    let next_cursor = if items.len() as i64 > limit {
-        items.truncate(limit as usize);
-        items.last().map(|task| encode_cursor(task.id))
-    } else {
-        None
-    };
-    Ok(axum::Json(TaskPage { items, next_cursor }))
+    let answer = state
+        .app
+        .tasks(
+            &user.0,
+            &project_id,
+            &query,
+            if_none_match_seq(&headers)?,
+            seen_seq(&headers)?,
+        )
+        .await?;
+    Ok(conditional(answer, StatusCode::OK))
 }
 
 /// One task, with `ETag: "<version>"`; `If-None-Match` with it gives 304.
@@ -92,7 +94,10 @@ pub async fn get(
     headers: HeaderMap,
 ) -> Result<Response> {
     let task_id = parse_task_id(&task_id)?;
-    let task = state.app.task(&user.0, &project_id, task_id).await?;
+    let task = state
+        .app
+        .task(&user.0, &project_id, task_id, seen_seq(&headers)?)
+        .await?;
     if let Some(condition) = header_str(&headers, IF_NONE_MATCH.as_str())? {
         if etag_matches(condition, task.version) {
             let mut response = StatusCode::NOT_MODIFIED.into_response();
@@ -161,10 +166,23 @@ pub async fn next(
     State(state): State<AppState>,
     user: AuthUser,
     Path(project_id): Path<String>,
+    headers: HeaderMap,
 ) -> Result<Response> {
-    Ok(match state.app.next_task(&user.0, &project_id).await? {
-        Some(task) => with_etag(StatusCode::OK, task),
-        None => StatusCode::NO_CONTENT.into_response(),
+    let answer = state
+        .app
+        .next_task(
+            &user.0,
+            &project_id,
+            if_none_match_seq(&headers)?,
+            seen_seq(&headers)?,
+        )
+        .await?;
+    // An empty body is "no task": 204, still with the seq's validator.
+    Ok(match answer {
+        Conditional::Body(snapshot) if snapshot.json.is_empty() => {
+            conditional(Conditional::Body(snapshot), StatusCode::NO_CONTENT)
+        }
+        answer => conditional(answer, StatusCode::OK),
     })
 }
 
@@ -311,36 +329,78 @@ fn parse_statuses(raw: Option<&str>) -> Result<Vec<TaskStatus>> {
         .collect()
 }
 
-/// Cursors are opaque to clients: a version tag and the last id of the page.
-fn encode_cursor(last_id: i64) -> String {
-    URL_SAFE_NO_PAD.encode(format!("v1:{last_id}"))
+/// A list page or next-task as its body (already JSON) with the project
+/// seq it was read at as a strong validator, or 304 with that validator.
+fn conditional(answer: Conditional, status: StatusCode) -> Response {
+    let (status, seq, body) = match answer {
+        Conditional::NotModified(seq) => (StatusCode::NOT_MODIFIED, seq, Bytes::new()),
+        Conditional::Body(snapshot) => (status, snapshot.seq, snapshot.json),
+    };
+    let mut response = if status == StatusCode::OK {
+        (
+            status,
+            [(CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+            body,
+        )
+            .into_response()
+    } else {
+        status.into_response()
+    };
+    if let Ok(tag) = HeaderValue::from_str(&format!("\"s{seq}\"")) {
+        response.headers_mut().insert(ETAG, tag);
+    }
+    response
 }
 
-fn decode_cursor(cursor: &str) -> Result<i64> {
-    let invalid = || {
-        Error::Malformed(
-            "invalid_cursor",
-            "cursor is not one this server issued".into(),
-        )
-    };
-    let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| invalid())?;
-    let text = std::str::from_utf8(&bytes).map_err(|_| invalid())?;
-    text.strip_prefix("v1:")
-        .and_then(|id| id.parse::<i64>().ok())
-        .filter(|id| *id >= 0)
-        .ok_or_else(invalid)
+/// The seq in an `If-None-Match` naming a list or next-task validator
+/// (`"s12"`); anything else matches nothing.
+fn if_none_match_seq(headers: &HeaderMap) -> Result<Option<i64>> {
+    Ok(
+        header_str(headers, IF_NONE_MATCH.as_str())?.and_then(|condition| {
+            condition.split(',').find_map(|tag| {
+                tag.trim()
+                    .strip_prefix("\"s")?
+                    .strip_suffix('"')?
+                    .parse()
+                    .ok()
+            })
+        }),
+    )
 }
+
+/// `X-Min-Seq`: a seq the caller has seen (from an event, say). Reads
+/// include it, wherever they are served from.
+fn seen_seq(headers: &HeaderMap) -> Result<Option<i64>> {
+    header_str(headers, MIN_SEQ)?
+        .map(|raw| {
+            raw.trim().parse::<i64>().map_err(|_| {
+                Error::Malformed("invalid_header", format!("{MIN_SEQ} must be an integer"))
+            })
+        })
+        .transpose()
+}
+
+/// The request header naming a seq the caller has seen.
+pub const MIN_SEQ: &str = "x-min-seq";
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn cursors_round_trip_and_reject_forgeries() {
-        assert_eq!(decode_cursor(&encode_cursor(42)).unwrap(), 42);
-        assert!(decode_cursor("garbage!").is_err());
-        assert!(decode_cursor(&URL_SAFE_NO_PAD.encode("v1:-5")).is_err());
-        assert!(decode_cursor(&URL_SAFE_NO_PAD.encode("v2:5")).is_err());
+    fn list_validators_name_a_seq() {
+        let headers = |value: &'static str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(IF_NONE_MATCH, HeaderValue::from_static(value));
+            headers
+        };
+        assert_eq!(if_none_match_seq(&headers("\"s12\"")).unwrap(), Some(12));
+        assert_eq!(
+            if_none_match_seq(&headers("\"4\", \"s7\"")).unwrap(),
+            Some(7)
+        );
+        assert_eq!(if_none_match_seq(&headers("\"12\"")).unwrap(), None);
+        assert_eq!(if_none_match_seq(&HeaderMap::new()).unwrap(), None);
     }
 
     #[test]

@@ -190,8 +190,8 @@ impl Realtime {
             if state.retired {
                 continue;
             }
-            let latest = match db::events::latest_seq(self.db(), project).await {
-                Ok(latest) => latest,
+            let (latest, pruned_through) = match db::events::bounds(self.db(), project).await {
+                Ok(bounds) => bounds.unwrap_or((0, 0)),
                 Err(error) => {
                     let _ = ack.send(&api_refusal(&error));
                     return false;
@@ -214,6 +214,15 @@ impl Realtime {
                     ));
                     return false;
                 }
+                if since < pruned_through {
+                    let _ = ack.send(&refusal(
+                        "resync_required",
+                        format!(
+                            "events up to seq {pruned_through} are no longer kept; reload the project and join without since"
+                        ),
+                    ));
+                    return false;
+                }
                 if subscribed_at - since > self.0.settings.replay_max_events {
                     let _ = ack.send(&refusal(
                         "resync_required",
@@ -231,6 +240,8 @@ impl Realtime {
             }
             socket.join(stream.room.clone());
             let _ = ack.send(&json!({"ok": true, "seq": subscribed_at}));
+            // Its client reads the task list next: have it ready.
+            self.app().warm(project);
             return true;
         }
     }

@@ -275,6 +275,10 @@ impl Realtime {
         else {
             return;
         };
+        if let Some(last) = events.last() {
+            // Reads here must now include this seq, even from a replica.
+            self.0.app.saw_seq(project, last.seq);
+        }
         let Some(stream) = self.existing_stream(project) else {
             return;
         };
