@@ -3,6 +3,7 @@
 
 mod auth;
 mod bad_input;
+mod cache;
 mod concurrency;
 mod dependencies;
 mod embedded;
@@ -14,6 +15,8 @@ mod operations;
 mod pagination;
 mod pg_cluster;
 mod realtime;
+mod replicas;
+mod retention;
 mod roles;
 mod scale;
 mod sockets;

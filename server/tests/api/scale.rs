@@ -14,13 +14,13 @@ use tokio::process::{Child, Command};
 use crate::helpers::{TestApp, TestUser};
 use crate::sockets::{assert_seqs, Clients};
 
-fn redis_url() -> String {
+pub fn redis_url() -> String {
     std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
 
 /// Two instances on one database and one Redis, isolated from other tests by
 /// a channel prefix of their own.
-async fn two_instances(redis: &str) -> (TestApp, TestApp) {
+pub async fn two_instances(redis: &str) -> (TestApp, TestApp) {
     let prefix = format!("test-{}", uuid::Uuid::new_v4().simple());
     let (redis_a, prefix_a) = (redis.to_owned(), prefix.clone());
     let a = TestApp::spawn_with(move |config| {
@@ -136,13 +136,13 @@ async fn every_subscriber_on_either_instance_gets_every_event_once_in_order() {
 }
 
 /// A Redis server of the test's own, so it can be killed and restarted.
-struct PrivateRedis {
+pub struct PrivateRedis {
     port: u16,
     child: Option<Child>,
 }
 
 impl PrivateRedis {
-    async fn start() -> PrivateRedis {
+    pub async fn start() -> PrivateRedis {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -153,11 +153,11 @@ impl PrivateRedis {
         redis
     }
 
-    fn url(&self) -> String {
+    pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
-    async fn restart(&mut self) {
+    pub async fn restart(&mut self) {
         let child = Command::new("redis-server")
             .args([
                 "--bind",
@@ -186,7 +186,7 @@ impl PrivateRedis {
         panic!("redis-server did not start");
     }
 
-    async fn kill(&mut self) {
+    pub async fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             child.kill().await.unwrap();
         }
