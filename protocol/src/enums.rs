@@ -8,9 +8,6 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-#[cfg(feature = "openapi")]
-use utoipa::ToSchema;
-
 /// A string that is not one of an enum's wire spellings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParseEnumError {
@@ -42,7 +39,6 @@ macro_rules! wire_enum {
     ) => {
         $(#[$meta])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-        #[cfg_attr(feature = "openapi", derive(ToSchema))]
         #[serde(rename_all = $rename)]
         pub enum $name {
             $( $(#[$vmeta])* $variant ),+
@@ -60,6 +56,22 @@ macro_rules! wire_enum {
                 }
             }
         }
+
+        // Written out rather than derived: the document must list exactly
+        // the wire spellings, and the derive does not see `rename_all`
+        // through this macro (it listed the Rust names).
+        #[cfg(feature = "openapi")]
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                utoipa::openapi::schema::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::String)
+                    .enum_values(Some(Self::WIRE.iter().copied()))
+                    .into()
+            }
+        }
+
+        #[cfg(feature = "openapi")]
+        impl utoipa::ToSchema for $name {}
 
         impl FromStr for $name {
             type Err = ParseEnumError;

@@ -17,7 +17,7 @@ use super::{auth, health, projects, tasks};
         tasks::create, tasks::list, tasks::get, tasks::update, tasks::delete, tasks::next,
         tasks::events,
     ),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &ErrorResponses),
 )]
 pub struct ApiDoc;
 
@@ -30,6 +30,92 @@ impl Modify for BearerAuth {
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
+    }
+}
+
+/// The error statuses every operation of a kind can answer with, added in
+/// one place so that no annotation can forget them: the extractors and
+/// middleware that produce them run before any handler (see `extract.rs`
+/// and `error.rs`).
+struct ErrorResponses;
+
+/// Statuses, with what causes them, for every operation under `/api/v1`.
+const EVERY_API_CALL: &[(&str, &str)] = &[(
+    "503",
+    "A dependency (the database) is down or too slow; retry shortly.",
+)];
+/// For operations that need a bearer token or session cookie.
+const AUTHENTICATED: &[(&str, &str)] = &[("401", "No, an invalid or an expired token.")];
+/// For operations that read a JSON request body.
+const WITH_BODY: &[(&str, &str)] = &[
+    ("400", "The body is not JSON, or has wrong JSON types."),
+    (
+        "413",
+        "The body is larger than the configured limit (at least 1 MiB is accepted).",
+    ),
+    ("415", "The body is not `application/json`."),
+    ("422", "Well-formed but invalid."),
+];
+/// For operations with path or query parameters the server parses.
+const WITH_PARAMETERS: &[(&str, &str)] = &[("400", "A malformed id, cursor, number or header.")];
+/// For sign-up and sign-in, which are rate limited per address and email.
+const RATE_LIMITED: &[(&str, &str)] = &[("429", "Too many attempts; see `Retry-After`.")];
+
+impl Modify for ErrorResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+        let error = || {
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("ErrorBody")))
+                .build()
+        };
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for operation in operations.into_iter().flatten() {
+                let mut statuses: Vec<&(&str, &str)> = Vec::new();
+                if path.starts_with("/api/v1/") {
+                    statuses.extend(EVERY_API_CALL);
+                }
+                if operation
+                    .security
+                    .as_ref()
+                    .is_some_and(|security| !security.is_empty())
+                {
+                    statuses.extend(AUTHENTICATED);
+                }
+                if operation.request_body.is_some() {
+                    statuses.extend(WITH_BODY);
+                }
+                if operation
+                    .parameters
+                    .as_ref()
+                    .is_some_and(|parameters| !parameters.is_empty())
+                {
+                    statuses.extend(WITH_PARAMETERS);
+                }
+                if path.ends_with("/auth/login") || path.ends_with("/auth/register") {
+                    statuses.extend(RATE_LIMITED);
+                }
+                for (status, description) in statuses {
+                    operation
+                        .responses
+                        .responses
+                        .entry((*status).to_owned())
+                        .or_insert_with(|| {
+                            ResponseBuilder::new()
+                                .description(*description)
+                                .content("application/json", error())
+                                .into()
+                        });
+                }
+            }
+        }
     }
 }
 

@@ -45,8 +45,10 @@ pub struct ListParams {
 
 /// List tasks in id order, a page at a time.
 #[utoipa::path(get, path = "/api/v1/projects/{project_id}/tasks", tag = "tasks",
-    params(("project_id" = String, Path), ListParams),
-    responses((status = 200, body = TaskPage), (status = 400, body = ErrorBody),
+    params(("project_id" = String, Path), ListParams,
+           ("If-None-Match" = Option<String>, Header, description = "The page's `ETag` (`\"s<seq>\"`): 304 while the project is unchanged"),
+           ("X-Min-Seq" = Option<i64>, Header, description = "A seq the caller has seen; the answer includes it")),
+    responses((status = 200, body = TaskPage), (status = 304), (status = 400, body = ErrorBody),
               (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn list(
@@ -84,7 +86,9 @@ pub async fn list(
 
 /// One task, with `ETag: "<version>"`; `If-None-Match` with it gives 304.
 #[utoipa::path(get, path = "/api/v1/projects/{project_id}/tasks/{id}", tag = "tasks",
-    params(("project_id" = String, Path), ("id" = i64, Path)),
+    params(("project_id" = String, Path), ("id" = i64, Path),
+           ("If-None-Match" = Option<String>, Header, description = "The task's `ETag`: 304 while it is unchanged"),
+           ("X-Min-Seq" = Option<i64>, Header, description = "A seq the caller has seen; the answer includes it")),
     responses((status = 200, body = Task), (status = 304), (status = 404, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn get(
@@ -159,8 +163,10 @@ pub async fn delete(
 
 /// The task to work on next (Task Master's rule), or 204 when there is none.
 #[utoipa::path(get, path = "/api/v1/projects/{project_id}/tasks/next", tag = "tasks",
-    params(("project_id" = String, Path)),
-    responses((status = 200, body = Task), (status = 204), (status = 404, body = ErrorBody)),
+    params(("project_id" = String, Path),
+           ("If-None-Match" = Option<String>, Header, description = "The answer's `ETag` (`\"s<seq>\"`): 304 while the project is unchanged"),
+           ("X-Min-Seq" = Option<i64>, Header, description = "A seq the caller has seen; the answer includes it")),
+    responses((status = 200, body = Task), (status = 204), (status = 304), (status = 404, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn next(
     State(state): State<AppState>,
@@ -198,6 +204,7 @@ pub struct EventParams {
 #[utoipa::path(get, path = "/api/v1/projects/{project_id}/events", tag = "tasks",
     params(("project_id" = String, Path), EventParams),
     responses((status = 200, body = EventPage), (status = 404, body = ErrorBody),
+              (status = 410, body = ErrorBody, description = "`since` is older than the history kept: `resync_required`"),
               (status = 422, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn events(

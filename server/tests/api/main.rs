@@ -11,6 +11,7 @@ mod explain;
 mod helpers;
 mod members;
 mod next_task;
+mod openapi;
 mod operations;
 mod pagination;
 mod pg_cluster;
