@@ -89,9 +89,10 @@ for mix in $MIXES; do
       done
       base_urls=$(IFS=,; echo "${urls[*]}")
       summary="target/cache-bench-summary.json"
+      rm -f "$summary"
       # Seeding happens in setup(); measurements start when it is done.
       k6 run -q -e BASE_URLS="$base_urls" -e MIX="$mix" -e VUS="$VUS" -e DURATION="$DURATION" \
-        -e SLEEP="$SLEEP" -e SUMMARY="$summary" loadtest/k6/mix.js >target/cache-bench-k6.log 2>&1 &
+        -e SLEEP="$SLEEP" --summary-export "$summary" loadtest/k6/mix.js >target/cache-bench-k6.log 2>&1 &
       k6_pid=$!
       until grep -q "setup done" target/cache-bench-k6.log 2>/dev/null || ! kill -0 "$k6_pid" 2>/dev/null; do sleep 0.2; done
       server0=$(cpu_ticks "${PIDS[@]}"); pg0=$(postgres_ticks)
@@ -103,6 +104,10 @@ for mix in $MIXES; do
         primary0=$(echo "$primary0 + $(metric_sum "$port" db_reads_total 'pool="primary"')" | bc)
       done
       wait "$k6_pid" || true
+      # Pool waits, for sizing the pools (docs/BENCHMARKS.md).
+      { echo "# $mix cache=$cache instances=$instances"
+        curl -s "http://127.0.0.1:${ports[0]}/metrics" | grep -E '^db_pool_acquire_seconds_(bucket|count|sum)'
+      } >>target/cache-bench-pool.log
       server1=$(cpu_ticks "${PIDS[@]}"); pg1=$(postgres_ticks)
       hits1=0; misses1=0; replica1=0; primary1=0
       for port in "${ports[@]}"; do
@@ -117,15 +122,14 @@ for mix in $MIXES; do
 import json, sys
 summary, mix, cache, instances, server, pg, ticks, hits, misses, replica, primary, replica_url = sys.argv[1:]
 data = json.load(open(summary))["metrics"]
-requests = data["iterations"]["values"]["count"]
-rate = data["iterations"]["values"]["rate"]
+requests = data["iterations"]["count"]
+rate = data["iterations"]["rate"]
 def kind(name):
-    m = data.get(f"http_req_duration{{kind:{name}}}")
-    if not m or m["values"].get("med") is None or m["values"].get("max", 0) == 0:
+    v = data.get(f"http_req_duration{{kind:{name}}}")
+    if not v or not v.get("max"):
         return "–"
-    v = m["values"]
     return f'{v["med"]:.1f} / {v["p(95)"]:.1f} / {v["p(99)"]:.1f}'
-failed = int(data.get("failed_requests", {}).get("values", {}).get("count", 0))
+failed = int(data.get("failed_requests", {}).get("count", 0))
 us = lambda t: f'{float(t) / float(ticks) * 1e6 / max(requests, 1):.0f}'
 hits, misses = float(hits), float(misses)
 ratio = f"{hits / (hits + misses):.1%}" if hits + misses else "–"

@@ -127,21 +127,3 @@ export default function (data) {
   }
   if (SLEEP > 0) sleep(SLEEP * (0.5 + Math.random()));
 }
-
-export function handleSummary(data) {
-  const out = { stdout: textSummary(data) };
-  if (__ENV.SUMMARY) out[__ENV.SUMMARY] = JSON.stringify(data, null, 2);
-  return out;
-}
-
-function textSummary(data) {
-  const lines = [`mix=${MIX} vus=${options.scenarios.users.vus} requests=${data.metrics.http_reqs.values.count}` +
-    ` rate=${data.metrics.http_reqs.values.rate.toFixed(0)}/s failed=${data.metrics.failed_requests ? data.metrics.failed_requests.values.count : 0}`];
-  for (const kind of ['get', 'list', 'next', 'patch']) {
-    const m = data.metrics[`http_req_duration{kind:${kind}}`];
-    if (!m || !m.values.count && m.values.med === undefined) continue;
-    const v = m.values;
-    lines.push(`${kind}: p50 ${v.med.toFixed(1)} ms, p95 ${v['p(95)'].toFixed(1)} ms, p99 ${v['p(99)'].toFixed(1)} ms, max ${v.max.toFixed(0)} ms`);
-  }
-  return lines.join('\n') + '\n';
-}
