@@ -71,22 +71,37 @@ impl App {
     /// exist. Only a member learns that their role is too weak (403).
     pub async fn authorize(&self, actor: &Actor, project_id: &str, need: Need) -> Result<Access> {
         let project = self::project_id(project_id)?;
-        let db = self.db();
         let role = self
             .cache()
-            .role(project, actor.id, async {
-                // Roles are read on the primary: a replica that has not yet
-                // replayed a removal must not let the removed member in.
-                Ok(
-                    match db::projects::role_and_version(db, project, actor.id).await? {
-                        Some((role, version)) => (role, Some(version)),
-                        None => (None, None),
-                    },
-                )
-            })
-            .await?
-            .ok_or_else(Error::project_not_found)?;
-        check(role, need)?;
-        Ok(Access { project, role })
+            .role(project, actor.id, self.role_in_database(project, actor.id))
+            .await?;
+        Ok(Access {
+            project,
+            role: admit(role, need)?,
+        })
     }
+
+    /// `user`'s role in `project` and the members version, from the
+    /// primary: a replica that has not yet replayed a removal must not let
+    /// the removed member in.
+    pub(super) async fn role_in_database(
+        &self,
+        project: Uuid,
+        user: Uuid,
+    ) -> Result<(Option<Role>, Option<i64>)> {
+        Ok(
+            match db::projects::role_and_version(self.db(), project, user).await? {
+                Some((role, version)) => (role, Some(version)),
+                None => (None, None),
+            },
+        )
+    }
+}
+
+/// Lets a member whose role allows `need` in. A non-member gets the same
+/// 404 as an unknown project.
+pub(super) fn admit(role: Option<Role>, need: Need) -> Result<Role> {
+    let role = role.ok_or_else(Error::project_not_found)?;
+    check(role, need)?;
+    Ok(role)
 }

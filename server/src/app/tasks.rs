@@ -5,7 +5,7 @@ use base64::Engine;
 use protocol::{EventPage, NewTask, Task, TaskPage, TaskPatch, TaskStatus};
 use uuid::Uuid;
 
-use super::{Actor, App, Need};
+use super::{access, Actor, App, Need};
 use crate::cache::{Kind, Snapshot};
 use crate::db;
 use crate::error::{Error, Result};
@@ -131,26 +131,33 @@ impl App {
         task_id: i64,
         seen: Option<i64>,
     ) -> Result<Task> {
-        let access = self.authorize(actor, project_id, Need::Read).await?;
-        let project = access.project;
+        let project = access::project_id(project_id)?;
+        // The caller's role and the task in one cache round trip.
         self.cache()
-            .task(project, task_id, async |stamp| {
-                let need = self.known_seq(project, stamp, seen);
-                let (task, seq) = self
-                    .database()
-                    .read(need, move |connection| {
-                        Box::pin(async move {
-                            let found =
-                                db::tasks::get_stamped(connection, project, task_id).await?;
-                            Ok(found.unwrap_or((None, BEFORE_PROJECT)))
+            .task_for(
+                project,
+                actor.id,
+                task_id,
+                self.role_in_database(project, actor.id),
+                |role| access::admit(role, Need::Read).map(drop),
+                async |stamp| {
+                    let need = self.known_seq(project, stamp, seen);
+                    let (task, seq) = self
+                        .database()
+                        .read(need, move |connection| {
+                            Box::pin(async move {
+                                let found =
+                                    db::tasks::get_stamped(connection, project, task_id).await?;
+                                Ok(found.unwrap_or((None, BEFORE_PROJECT)))
+                            })
                         })
-                    })
-                    .await?;
-                if seq == BEFORE_PROJECT {
-                    return Err(Error::project_not_found());
-                }
-                Ok((task, seq))
-            })
+                        .await?;
+                    if seq == BEFORE_PROJECT {
+                        return Err(Error::project_not_found());
+                    }
+                    Ok((task, seq))
+                },
+            )
             .await?
             .ok_or_else(|| Error::task_not_found(task_id))
     }

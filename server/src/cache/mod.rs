@@ -289,40 +289,16 @@ impl Cache {
         let Some(inner) = &self.0 else {
             return Ok(load.await?.0);
         };
-        let key = role_key(project, user);
-        let cached = inner.get_one(&key).await;
-        if let Ok(Some(bytes)) = &cached {
-            match entry::decode(bytes) {
-                Some(found) if found.tag == Tag::Absent => {
-                    count(Kind::Role, Outcome::Hit);
-                    return Ok(None);
-                }
-                Some(found) if found.tag == Tag::Value => {
-                    if let Ok(role) = std::str::from_utf8(found.payload).unwrap_or("").parse() {
-                        count(Kind::Role, Outcome::Hit);
-                        return Ok(Some(role));
-                    }
-                }
-                _ => {}
-            }
+        let cached = inner.get_one(&role_key(project, user)).await;
+        if let Some(role) = cached
+            .as_ref()
+            .ok()
+            .and_then(|bytes| decode_role(bytes.as_deref()?))
+        {
+            count(Kind::Role, Outcome::Hit);
+            return Ok(role);
         }
-        let bypass = cached.is_err();
-        count(
-            Kind::Role,
-            if bypass {
-                Outcome::Bypass
-            } else {
-                Outcome::Miss
-            },
-        );
-        let (role, version) = load.await?;
-        if let (false, Some(version)) = (bypass, version) {
-            count_fill(Kind::Role);
-            inner
-                .write(vec![role_write(project, user, version, role)])
-                .await;
-        }
-        Ok(role)
+        inner.fill_role(project, user, cached.is_err(), load).await
     }
 
     /// The members of `project`; `load` answers with them and the members
@@ -399,75 +375,64 @@ impl Cache {
     /// reader that was told of seq S finds a stamp of at least S.
     pub async fn stamp(&self, project: Uuid) -> Option<i64> {
         let inner = self.0.as_ref()?;
-        let bytes = inner.get_one(&stamp_key(project)).await.ok()??;
-        entry::decode(&bytes)
-            .filter(|found| found.tag == Tag::Value)
-            .map(|found| found.version)
+        decode_stamp(&inner.get_one(&stamp_key(project)).await.ok()??)
     }
 
-    /// A task. `load` gets the seq the answer must have been read at (the
-    /// stamp, when known) and answers with the task and the seq it read.
-    pub async fn task<F, Fut>(&self, project: Uuid, task_id: i64, load: F) -> Result<Option<Task>>
+    /// A task for `user`, who must have a role `allowed` accepts: the role,
+    /// the task and the stamp in one round trip, since every task read
+    /// starts with the caller's role. `load_role` answers as for
+    /// [`Cache::role`]; `load` gets the seq the answer must have been read
+    /// at (the stamp, when known) and answers with the task and the seq it
+    /// read, and runs only once the role is allowed.
+    pub async fn task_for<F, Fut>(
+        &self,
+        project: Uuid,
+        user: Uuid,
+        task_id: i64,
+        load_role: impl Future<Output = Result<(Option<Role>, Option<i64>)>>,
+        allowed: impl FnOnce(Option<Role>) -> Result<()>,
+        load: F,
+    ) -> Result<Option<Task>>
     where
         F: FnOnce(Option<i64>) -> Fut,
         Fut: Future<Output = Result<(Option<Task>, i64)>>,
     {
         let Some(inner) = &self.0 else {
+            allowed(load_role.await?.0)?;
             return Ok(load(None).await?.0);
         };
-        let key = task_key(project, task_id);
-        let stamp = stamp_key(project);
-        let cached = inner.store.get(&[key.clone(), stamp]).await;
-        let need = match &cached {
-            Err(_) => {
-                count(Kind::Task, Outcome::Bypass);
-                return Ok(load(None).await?.0);
-            }
-            Ok(values) => {
-                if let Some(found) = values[0].as_deref().and_then(entry::decode) {
-                    match found.tag {
-                        Tag::Absent => {
-                            count(Kind::Task, Outcome::Hit);
-                            return Ok(None);
-                        }
-                        Tag::Value => {
-                            if let Ok(task) = serde_json::from_slice(found.payload) {
-                                count(Kind::Task, Outcome::Hit);
-                                return Ok(Some(task));
-                            }
-                        }
-                        Tag::Invalid => {}
-                    }
-                }
-                values[1]
-                    .as_deref()
-                    .and_then(entry::decode)
-                    .map(|found| found.version)
-            }
+        let keys = [
+            role_key(project, user),
+            task_key(project, task_id),
+            stamp_key(project),
+        ];
+        let Ok(values) = inner.store.get(&keys).await else {
+            count(Kind::Role, Outcome::Bypass);
+            count(Kind::Task, Outcome::Bypass);
+            allowed(load_role.await?.0)?;
+            return Ok(load(None).await?.0);
         };
+        let role = match values[0].as_deref().and_then(decode_role) {
+            Some(role) => {
+                count(Kind::Role, Outcome::Hit);
+                role
+            }
+            None => inner.fill_role(project, user, false, load_role).await?,
+        };
+        allowed(role)?;
+        if let Some(task) = values[1].as_deref().and_then(decode_task) {
+            count(Kind::Task, Outcome::Hit);
+            return Ok(task);
+        }
         count(Kind::Task, Outcome::Miss);
-        let filled = inner
-            .task_fills
-            .try_get_with(key.clone(), async {
-                let (task, seq) = load(need).await?;
-                count_fill(Kind::Task);
-                // An unknown id is not remembered: ids are cheap to invent.
-                if let Some(task) = &task {
-                    let value = entry::encode(seq, Tag::Value, &to_json(task)?);
-                    let write = Write {
-                        key: key.clone(),
-                        value,
-                        ttl: TASK_TTL,
-                        mode: Mode::Versioned,
-                    };
-                    inner.write(vec![write, stamp_write(project, seq)]).await;
-                }
-                Ok::<_, Error>(Arc::new((task, seq)))
-            })
+        inner
+            .fill_task(
+                project,
+                task_id,
+                values[2].as_deref().and_then(decode_stamp),
+                load,
+            )
             .await
-            .map_err(|error| error.duplicate())?;
-        inner.task_fills.invalidate(&key).await;
-        Ok(filled.0.clone())
     }
 
     /// A derived read of `project` (a list page, next-task) under `query`.
@@ -604,6 +569,70 @@ impl Cache {
 }
 
 impl Inner {
+    /// Reads a role from the database and remembers it (unless the cache
+    /// is being bypassed, or the project is unknown).
+    async fn fill_role(
+        &self,
+        project: Uuid,
+        user: Uuid,
+        bypass: bool,
+        load: impl Future<Output = Result<(Option<Role>, Option<i64>)>>,
+    ) -> Result<Option<Role>> {
+        count(
+            Kind::Role,
+            if bypass {
+                Outcome::Bypass
+            } else {
+                Outcome::Miss
+            },
+        );
+        let (role, version) = load.await?;
+        if let (false, Some(version)) = (bypass, version) {
+            count_fill(Kind::Role);
+            self.write(vec![role_write(project, user, version, role)])
+                .await;
+        }
+        Ok(role)
+    }
+
+    /// Reads a task from the database, one read per key at a time, and
+    /// remembers it at the seq it was read at.
+    async fn fill_task<F, Fut>(
+        &self,
+        project: Uuid,
+        task_id: i64,
+        need: Option<i64>,
+        load: F,
+    ) -> Result<Option<Task>>
+    where
+        F: FnOnce(Option<i64>) -> Fut,
+        Fut: Future<Output = Result<(Option<Task>, i64)>>,
+    {
+        let key = task_key(project, task_id);
+        let filled = self
+            .task_fills
+            .try_get_with(key.clone(), async {
+                let (task, seq) = load(need).await?;
+                count_fill(Kind::Task);
+                // An unknown id is not remembered: ids are cheap to invent.
+                if let Some(task) = &task {
+                    let value = entry::encode(seq, Tag::Value, &to_json(task)?);
+                    let write = Write {
+                        key: key.clone(),
+                        value,
+                        ttl: TASK_TTL,
+                        mode: Mode::Versioned,
+                    };
+                    self.write(vec![write, stamp_write(project, seq)]).await;
+                }
+                Ok::<_, Error>(Arc::new((task, seq)))
+            })
+            .await
+            .map_err(|error| error.duplicate())?;
+        self.task_fills.invalidate(&key).await;
+        Ok(filled.0.clone())
+    }
+
     async fn get_one(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
         let keys = [key.to_owned()];
         Ok(self.store.get(&keys).await?.pop().flatten())
@@ -722,6 +751,36 @@ fn fills_in_flight<V: Clone + Send + Sync + 'static>() -> moka::future::Cache<St
         .max_capacity(100_000)
         .time_to_live(Duration::from_secs(30))
         .build()
+}
+
+/// A cached role: `Some(None)` for "not a member", `None` for no usable entry.
+fn decode_role(bytes: &[u8]) -> Option<Option<Role>> {
+    let found = entry::decode(bytes)?;
+    match found.tag {
+        Tag::Absent => Some(None),
+        Tag::Value => std::str::from_utf8(found.payload)
+            .ok()?
+            .parse()
+            .ok()
+            .map(Some),
+        Tag::Invalid => None,
+    }
+}
+
+/// A cached task: `Some(None)` for "deleted", `None` for no usable entry.
+fn decode_task(bytes: &[u8]) -> Option<Option<Task>> {
+    let found = entry::decode(bytes)?;
+    match found.tag {
+        Tag::Absent => Some(None),
+        Tag::Value => serde_json::from_slice(found.payload).ok().map(Some),
+        Tag::Invalid => None,
+    }
+}
+
+fn decode_stamp(bytes: &[u8]) -> Option<i64> {
+    entry::decode(bytes)
+        .filter(|found| found.tag == Tag::Value)
+        .map(|found| found.version)
 }
 
 fn to_json(value: &impl Serialize) -> Result<Vec<u8>> {
