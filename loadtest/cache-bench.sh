@@ -63,6 +63,17 @@ metric_sum() { # port, metric name, label filter (grep -E)
   curl -s "http://127.0.0.1:$1/metrics" | grep -E "^$2(\{| )" | grep -E "$3" | awk '{s += $NF} END {print s + 0}'
 }
 
+sample_counters() { # ports... → cache hits, cache misses, replica reads, primary reads (summed)
+  local hits=0 misses=0 replica=0 primary=0 port
+  for port in "$@"; do
+    hits=$(echo "$hits + $(metric_sum "$port" cache_requests_total 'outcome="(hit|local_hit)"')" | bc)
+    misses=$(echo "$misses + $(metric_sum "$port" cache_requests_total 'outcome="(miss|bypass)"')" | bc)
+    replica=$(echo "$replica + $(metric_sum "$port" db_reads_total 'pool="replica"')" | bc)
+    primary=$(echo "$primary + $(metric_sum "$port" db_reads_total 'pool="primary"')" | bc)
+  done
+  echo "$hits $misses $replica $primary"
+}
+
 echo "| Mix | Cache | Instances | req/s | get p50/p95/p99 ms | list p50/p95/p99 ms | next p50/p95/p99 ms | patch p50/p95/p99 ms | failed | server CPU µs/req | PG CPU µs/req | hit ratio | replica share |" | tee -a "$OUT"
 echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |" | tee -a "$OUT"
 
@@ -96,26 +107,14 @@ for mix in $MIXES; do
       k6_pid=$!
       until grep -q "setup done" target/cache-bench-k6.log 2>/dev/null || ! kill -0 "$k6_pid" 2>/dev/null; do sleep 0.2; done
       server0=$(cpu_ticks "${PIDS[@]}"); pg0=$(postgres_ticks)
-      hits0=0; misses0=0; replica0=0; primary0=0
-      for port in "${ports[@]}"; do
-        hits0=$(echo "$hits0 + $(metric_sum "$port" cache_requests_total 'outcome="(hit|local_hit)"')" | bc)
-        misses0=$(echo "$misses0 + $(metric_sum "$port" cache_requests_total 'outcome="(miss|bypass)"')" | bc)
-        replica0=$(echo "$replica0 + $(metric_sum "$port" db_reads_total 'pool="replica"')" | bc)
-        primary0=$(echo "$primary0 + $(metric_sum "$port" db_reads_total 'pool="primary"')" | bc)
-      done
+      read -r hits0 misses0 replica0 primary0 < <(sample_counters "${ports[@]}")
       wait "$k6_pid" || true
       # Pool waits, for sizing the pools (docs/BENCHMARKS.md).
       { echo "# $mix cache=$cache instances=$instances"
         curl -s "http://127.0.0.1:${ports[0]}/metrics" | grep -E '^db_pool_acquire_seconds_(bucket|count|sum)'
       } >>target/cache-bench-pool.log
       server1=$(cpu_ticks "${PIDS[@]}"); pg1=$(postgres_ticks)
-      hits1=0; misses1=0; replica1=0; primary1=0
-      for port in "${ports[@]}"; do
-        hits1=$(echo "$hits1 + $(metric_sum "$port" cache_requests_total 'outcome="(hit|local_hit)"')" | bc)
-        misses1=$(echo "$misses1 + $(metric_sum "$port" cache_requests_total 'outcome="(miss|bypass)"')" | bc)
-        replica1=$(echo "$replica1 + $(metric_sum "$port" db_reads_total 'pool="replica"')" | bc)
-        primary1=$(echo "$primary1 + $(metric_sum "$port" db_reads_total 'pool="primary"')" | bc)
-      done
+      read -r hits1 misses1 replica1 primary1 < <(sample_counters "${ports[@]}")
       python3 - "$summary" "$mix" "$cache" "$instances" "$((server1 - server0))" "$((pg1 - pg0))" "$TICKS" \
         "$(echo "$hits1 - $hits0" | bc)" "$(echo "$misses1 - $misses0" | bc)" \
         "$(echo "$replica1 - $replica0" | bc)" "$(echo "$primary1 - $primary0" | bc)" "${REPLICA_URL:-}" <<'PY' | tee -a "$OUT"

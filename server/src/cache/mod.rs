@@ -457,11 +457,7 @@ impl Cache {
                 count(kind, Outcome::Bypass);
                 return load(None).await;
             }
-            Ok(bytes) => bytes
-                .as_deref()
-                .and_then(entry::decode)
-                .filter(|found| found.tag == Tag::Value)
-                .map(|found| found.version),
+            Ok(bytes) => bytes.as_deref().and_then(decode_stamp),
         };
         let Some(stamp) = stamp else {
             // Nothing to key by yet: fill, and record the stamp it was read at.

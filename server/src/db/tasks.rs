@@ -24,6 +24,40 @@ macro_rules! columns {
     };
 }
 
+macro_rules! task_by_id {
+    () => {
+        concat!(
+            "select ",
+            columns!(),
+            " from tasks where project_id = $1 and task_id = $2"
+        )
+    };
+}
+
+macro_rules! task_page {
+    () => {
+        concat!(
+            "select ",
+            columns!(),
+            " from tasks
+              where project_id = $1 and task_id > $2
+              order by task_id limit $3"
+        )
+    };
+}
+
+macro_rules! task_page_by_status {
+    () => {
+        concat!(
+            "select ",
+            columns!(),
+            " from tasks
+              where project_id = $1 and task_id > $2 and status = any($3::task_status[])
+              order by task_id limit $4"
+        )
+    };
+}
+
 macro_rules! next_subtask {
     () => {
         concat!(
@@ -66,32 +100,34 @@ macro_rules! next_top_level {
     };
 }
 
-/// The read queries, public so the index test can `EXPLAIN` exactly what runs.
+/// A read of task rows with the project's `last_seq` (`project_seq`) from
+/// the same snapshot, so the answer says what it includes; one row with null
+/// task columns when nothing matches, so even "nothing" carries its seq.
+/// `$1` is the project.
+macro_rules! stamped {
+    ($rows:expr) => {
+        concat!(
+            "select stamp.last_seq as project_seq, found.*
+               from projects stamp
+               left join lateral (",
+            $rows,
+            ") found on true
+              where stamp.project_id = $1"
+        )
+    };
+}
+
+/// The read queries, public so the index test can `EXPLAIN` exactly what
+/// runs: the `*_STAMPED` statements, and the row queries inside them.
 pub mod sql {
     /// `$1` project, `$2` task id.
-    pub const GET: &str = concat!(
-        "select ",
-        columns!(),
-        " from tasks where project_id = $1 and task_id = $2"
-    );
+    pub const GET: &str = task_by_id!();
 
     /// `$1` project, `$2` after this id, `$3` limit.
-    pub const LIST: &str = concat!(
-        "select ",
-        columns!(),
-        " from tasks
-          where project_id = $1 and task_id > $2
-          order by task_id limit $3"
-    );
+    pub const LIST: &str = task_page!();
 
     /// `$1` project, `$2` after this id, `$3` statuses, `$4` limit.
-    pub const LIST_BY_STATUS: &str = concat!(
-        "select ",
-        columns!(),
-        " from tasks
-          where project_id = $1 and task_id > $2 and status = any($3::task_status[])
-          order by task_id limit $4"
-    );
+    pub const LIST_BY_STATUS: &str = task_page_by_status!();
 
     /// First tier of next-task: subtasks of in-progress top-level tasks.
     /// Driven from the (few) in-progress parents. `$1` project.
@@ -101,56 +137,27 @@ pub mod sql {
     /// `tasks_next_idx`. `$1` project.
     pub const NEXT_TOP_LEVEL: &str = next_top_level!();
 
-    // The reads that may run on a replica. Each returns the project's
-    // `last_seq` (`project_seq`) from the same snapshot as its rows, so the
-    // answer says what it includes; and one row with null task columns
-    // when nothing matches, so even "nothing" carries its seq.
+    // What runs: each row query above inside `stamped!`, so every read
+    // (on a replica or the primary) reports the seq it was read at.
 
-    /// [`GET`] with the project's seq. `$1` project, `$2` task id.
-    pub const GET_STAMPED: &str = concat!(
-        "select stamp.last_seq as project_seq, found.*
-           from projects stamp
-           left join lateral (select ",
-        columns!(),
-        " from tasks where project_id = $1 and task_id = $2) found on true
-          where stamp.project_id = $1"
-    );
+    /// [`GET`] with the project's seq.
+    pub const GET_STAMPED: &str = stamped!(task_by_id!());
 
     /// [`LIST`] with the project's seq.
-    pub const LIST_STAMPED: &str = concat!(
-        "select stamp.last_seq as project_seq, found.*
-           from projects stamp
-           left join lateral (select ",
-        columns!(),
-        " from tasks where project_id = $1 and task_id > $2
-           order by task_id limit $3) found on true
-          where stamp.project_id = $1"
-    );
+    pub const LIST_STAMPED: &str = stamped!(task_page!());
 
     /// [`LIST_BY_STATUS`] with the project's seq.
-    pub const LIST_BY_STATUS_STAMPED: &str = concat!(
-        "select stamp.last_seq as project_seq, found.*
-           from projects stamp
-           left join lateral (select ",
-        columns!(),
-        " from tasks
-           where project_id = $1 and task_id > $2 and status = any($3::task_status[])
-           order by task_id limit $4) found on true
-          where stamp.project_id = $1"
-    );
+    pub const LIST_BY_STATUS_STAMPED: &str = stamped!(task_page_by_status!());
 
     /// Both tiers of next-task in one statement (so one snapshot), with the
     /// project's seq. The second tier runs only when the first finds nothing.
-    pub const NEXT_STAMPED: &str = concat!(
-        "select stamp.last_seq as project_seq, found.*
-           from projects stamp
-           left join lateral ((",
+    pub const NEXT_STAMPED: &str = stamped!(concat!(
+        "(",
         next_subtask!(),
         ") union all (",
         next_top_level!(),
-        ") limit 1) found on true
-          where stamp.project_id = $1"
-    );
+        ") limit 1"
+    ));
 }
 
 #[derive(sqlx::FromRow)]
@@ -201,63 +208,6 @@ fn tasks(rows: Vec<TaskRow>) -> Result<Vec<Task>> {
     rows.into_iter().map(Task::try_from).collect()
 }
 
-pub async fn get(pool: &PgPool, project: Uuid, task_id: i64) -> Result<Option<Task>> {
-    sqlx::query_as::<_, TaskRow>(sql::GET)
-        .bind(project)
-        .bind(task_id)
-        .fetch_optional(pool)
-        .await?
-        .map(Task::try_from)
-        .transpose()
-}
-
-/// Up to `limit` tasks with id greater than `after`, in id order, optionally
-/// only those with one of `statuses`. Keyset pagination: a page never shifts
-/// when tasks are inserted, since new tasks always get higher ids.
-pub async fn list(
-    pool: &PgPool,
-    project: Uuid,
-    statuses: &[TaskStatus],
-    after: i64,
-    limit: i64,
-) -> Result<Vec<Task>> {
-    let rows = if statuses.is_empty() {
-        sqlx::query_as::<_, TaskRow>(sql::LIST)
-            .bind(project)
-            .bind(after)
-            .bind(limit)
-            .fetch_all(pool)
-            .await?
-    } else {
-        let statuses: Vec<&str> = statuses.iter().map(|status| status.as_str()).collect();
-        sqlx::query_as::<_, TaskRow>(sql::LIST_BY_STATUS)
-            .bind(project)
-            .bind(after)
-            .bind(statuses)
-            .bind(limit)
-            .fetch_all(pool)
-            .await?
-    };
-    tasks(rows)
-}
-
-/// The task to work on next, by Task Master's rule (see the contract):
-/// first a pending or in-progress subtask of an in-progress parent whose
-/// dependencies are all done, otherwise such a top-level task; ranked by
-/// priority, then fewest dependencies, then lowest id.
-pub async fn next(pool: &PgPool, project: Uuid) -> Result<Option<Task>> {
-    for query in [sql::NEXT_SUBTASK, sql::NEXT_TOP_LEVEL] {
-        let found = sqlx::query_as::<_, TaskRow>(query)
-            .bind(project)
-            .fetch_optional(pool)
-            .await?;
-        if let Some(row) = found {
-            return Task::try_from(row).map(Some);
-        }
-    }
-    Ok(None)
-}
-
 /// Rows of a stamped read: the project's seq and the tasks found, or
 /// `None` when the project does not exist (here: a replica that has not
 /// replayed its creation yet, or a project just deleted).
@@ -276,7 +226,7 @@ fn stamped(rows: Vec<PgRow>) -> Result<Option<(Vec<Task>, i64)>> {
     Ok(Some((tasks, seq)))
 }
 
-/// [`get`] with the seq it was read at.
+/// One task, with the seq it was read at.
 pub async fn get_stamped(
     connection: &mut PgConnection,
     project: Uuid,
@@ -290,7 +240,10 @@ pub async fn get_stamped(
     Ok(stamped(rows)?.map(|(tasks, seq)| (tasks.into_iter().next(), seq)))
 }
 
-/// [`list`] with the seq it was read at.
+/// Up to `limit` tasks with id greater than `after`, in id order, optionally
+/// only those with one of `statuses`, with the seq they were read at.
+/// Keyset pagination: a page never shifts when tasks are inserted, since new
+/// tasks always get higher ids.
 pub async fn list_stamped(
     connection: &mut PgConnection,
     project: Uuid,
@@ -318,7 +271,11 @@ pub async fn list_stamped(
     stamped(rows)
 }
 
-/// [`next`] with the seq it was read at, in one statement.
+/// The task to work on next, by Task Master's rule (see the contract):
+/// first a pending or in-progress subtask of an in-progress parent whose
+/// dependencies are all done, otherwise such a top-level task; ranked by
+/// priority, then fewest dependencies, then lowest id. One statement, with
+/// the seq it was read at.
 pub async fn next_stamped(
     connection: &mut PgConnection,
     project: Uuid,

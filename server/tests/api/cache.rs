@@ -9,7 +9,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use taskmaster_server::config::Secret;
 
-use crate::helpers::{TestApp, TestUser};
+use crate::helpers::{Response, TestApp, TestUser};
 use crate::scale::{redis_url, two_instances, PrivateRedis};
 
 /// One instance caching in the given Redis under a prefix of its own.
@@ -241,15 +241,7 @@ async fn an_unchanged_list_is_answered_304_from_the_cache_alone() {
         assert_eq!(first.status, 200);
         let etag = first.header("etag").expect("a validator").to_owned();
         let reads = counter(&app, "db_reads_total", &[]).await;
-        let again = app
-            .request(
-                Method::GET,
-                &path,
-                Some(&owner.token),
-                None,
-                &[("if-none-match", &etag)],
-            )
-            .await;
+        let again = if_none_match(&app, &path, &owner, &etag).await;
         assert_eq!(again.status, 304, "{path}");
         assert_eq!(again.header("etag"), Some(etag.as_str()));
         assert!(again.text.is_empty());
@@ -266,21 +258,24 @@ async fn an_unchanged_list_is_answered_304_from_the_cache_alone() {
             json!({"title": format!("changed for {path}")}),
         )
         .await;
-        let changed = app
-            .request(
-                Method::GET,
-                &path,
-                Some(&owner.token),
-                None,
-                &[("if-none-match", &etag)],
-            )
-            .await;
+        let changed = if_none_match(&app, &path, &owner, &etag).await;
         assert_eq!(
             changed.status, 200,
             "a change makes the old validator stale"
         );
         assert_ne!(changed.header("etag"), Some(etag.as_str()));
     }
+}
+
+async fn if_none_match(app: &TestApp, path: &str, user: &TestUser, etag: &str) -> Response {
+    app.request(
+        Method::GET,
+        path,
+        Some(&user.token),
+        None,
+        &[("if-none-match", etag)],
+    )
+    .await
 }
 
 async fn readiness(app: &TestApp) -> Value {
