@@ -98,6 +98,12 @@ pub struct Config {
     #[arg(long, env = "WEB_DIR", default_value = "web/dist")]
     pub web_dir: PathBuf,
 
+    /// Where browsers fetch the web app's assets from, e.g. a CDN host
+    /// (`https://cdn.example.com`); `index.html` points its asset links there.
+    /// Unset: this server's own `/assets/`.
+    #[arg(long, env = "ASSET_BASE_URL", value_parser = parse_asset_base_url)]
+    pub asset_base_url: Option<String>,
+
     /// Largest accepted request body, in bytes.
     #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 2 * 1024 * 1024)]
     pub max_body_bytes: usize,
@@ -178,6 +184,13 @@ impl Cli {
         args: impl IntoIterator<Item = std::ffi::OsString>,
         var: impl Fn(&std::ffi::OsStr) -> Option<std::ffi::OsString>,
     ) -> Cli {
+        Self::try_parse_with(args, var).unwrap_or_else(|error| error.exit())
+    }
+
+    fn try_parse_with(
+        args: impl IntoIterator<Item = std::ffi::OsString>,
+        var: impl Fn(&std::ffi::OsStr) -> Option<std::ffi::OsString>,
+    ) -> Result<Cli, clap::Error> {
         let mut command = Cli::command();
         let empty: Vec<clap::Id> = command
             .get_arguments()
@@ -190,8 +203,8 @@ impl Cli {
         for id in empty {
             command = command.mut_arg(id, |arg| arg.env(None::<&str>));
         }
-        let matches = command.get_matches_from(args);
-        Cli::from_arg_matches(&matches).unwrap_or_else(|error| error.exit())
+        let matches = command.try_get_matches_from(args)?;
+        Cli::from_arg_matches(&matches)
     }
 }
 
@@ -297,6 +310,23 @@ impl FromStr for Secret {
     }
 }
 
+/// An absolute http(s) origin, optionally with a path, kept without its
+/// trailing slash so that `{base}/assets/…` is well formed.
+fn parse_asset_base_url(value: &str) -> Result<String, String> {
+    let trimmed = value.trim().trim_end_matches('/');
+    let rest = trimmed
+        .strip_prefix("https://")
+        .or_else(|| trimmed.strip_prefix("http://"))
+        .ok_or("ASSET_BASE_URL must start with https:// or http://")?;
+    let host = rest.split('/').next().unwrap_or_default();
+    if host.is_empty() || trimmed.contains(['"', '\'', '<', '>', ' ', '?', '#']) {
+        return Err(format!(
+            "ASSET_BASE_URL {value:?} is not a URL of the form https://host[/path]"
+        ));
+    }
+    Ok(trimmed.to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -365,6 +395,33 @@ mod tests {
                 Secret::new("postgres://a:pw@r2/tm")
             ]
         );
+    }
+
+    #[test]
+    fn asset_base_urls_are_checked() {
+        let parse = |value: &str| {
+            Cli::try_parse_with(
+                ["taskmaster", "--asset-base-url", value].map(Into::into),
+                |_| None,
+            )
+            .map(|cli| cli.config.asset_base_url)
+        };
+        assert_eq!(
+            parse("https://cdn.example.com/").unwrap(),
+            Some("https://cdn.example.com".into())
+        );
+        assert_eq!(
+            parse("https://cdn.example.com/tm").unwrap(),
+            Some("https://cdn.example.com/tm".into())
+        );
+        for bad in [
+            "cdn.example.com",
+            "https://",
+            "https://x\"><script>",
+            "ftp://x",
+        ] {
+            assert!(parse(bad).is_err(), "{bad} accepted");
+        }
     }
 
     #[test]

@@ -39,6 +39,10 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub fn router(state: AppState) -> Router {
     let body_limit = state.config.max_body_bytes;
     let request_timeout = state.config.request_timeout();
+    let index = web::IndexPage::new(
+        state.config.web_dir.clone(),
+        state.config.asset_base_url.clone(),
+    );
 
     let api = Router::new()
         .route("/auth/register", post(auth::register))
@@ -74,7 +78,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/v1", api)
         .route_layer(middleware::from_fn(record_metrics))
         .merge(web::assets(state.config.web_dir.clone()))
-        .fallback(web::fallback)
+        .fallback(move |request| web::fallback(index.clone(), request))
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
         .layer(
