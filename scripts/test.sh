@@ -96,6 +96,25 @@ ensure_browser() {
   command -v chromium >/dev/null 2>&1 || apt_install chromium
 }
 
+# The edge tests run Debian's nginx with the brotli module; the deployment
+# tests render the Kubernetes manifests with `kubectl kustomize` and check
+# them with kubernetes-validate (PyPI, in a virtualenv of its own).
+ensure_deploy_tools() {
+  if ! command -v nginx >/dev/null 2>&1 || [ ! -e /etc/nginx/modules-enabled/50-mod-http-brotli-filter.conf ]; then
+    apt_install nginx libnginx-mod-http-brotli-filter
+  fi
+  command -v envsubst >/dev/null 2>&1 || apt_install gettext-base
+  command -v openssl >/dev/null 2>&1 || apt_install openssl
+  command -v kubectl >/dev/null 2>&1 || apt_install kubernetes-client
+  local venv="$ROOT/target/test-tools/venv"
+  if [ ! -x "$venv/bin/kubernetes-validate" ]; then
+    say "installing kubernetes-validate (pip, into target/test-tools/venv)"
+    command -v python3 >/dev/null 2>&1 || apt_install python3 python3-venv
+    python3 -m venv "$venv" 2>/dev/null || { apt_install python3-venv && python3 -m venv "$venv"; }
+    "$venv/bin/pip" install --quiet --disable-pip-version-check kubernetes-validate
+  fi
+}
+
 ensure_nextest() {
   if ! cargo nextest --version >/dev/null 2>&1; then
     say "installing cargo-nextest (once)"
@@ -107,6 +126,7 @@ setup_postgres
 setup_redis
 ensure_test_tools
 ensure_browser
+ensure_deploy_tools
 ensure_nextest
 bash scripts/build-web.sh
 

@@ -255,7 +255,7 @@ async fn retain_forever(app: App) {
 /// How long a client may take to send a request's headers (slow-loris guard).
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long shutdown waits for requests in flight.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Accepts connections and serves each with hyper's HTTP/1 connection
 /// builder (with upgrades for WebSockets) until `shutdown`, then waits for

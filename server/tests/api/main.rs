@@ -6,6 +6,8 @@ mod bad_input;
 mod cache;
 mod concurrency;
 mod dependencies;
+mod deploy;
+mod edge;
 mod embedded;
 mod explain;
 mod helpers;

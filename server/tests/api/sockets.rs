@@ -26,6 +26,12 @@ pub const WAIT: Duration = Duration::from_secs(10);
 
 impl Clients {
     pub async fn start() -> Clients {
+        Self::start_with_env(&[]).await
+    }
+
+    /// Clients whose Node process sees `vars` too (e.g. NODE_EXTRA_CA_CERTS
+    /// to trust a test certificate).
+    pub async fn start_with_env(vars: &[(&str, &str)]) -> Clients {
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/node");
         assert!(
             std::path::Path::new(dir).join("node_modules/socket.io-client").exists(),
@@ -34,6 +40,7 @@ impl Clients {
         let mut node = Command::new("node")
             .arg("client.mjs")
             .current_dir(dir)
+            .envs(vars.iter().copied())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -84,12 +91,26 @@ impl Clients {
         token: Option<&str>,
         transport: &str,
     ) -> Result<String, String> {
+        self.connect_with_headers(id, base_url, token, transport, json!({}))
+            .await
+    }
+
+    /// Connects client `id` sending `headers` (a JSON object) with every
+    /// request of the session.
+    pub async fn connect_with_headers(
+        &mut self,
+        id: &str,
+        base_url: &str,
+        token: Option<&str>,
+        transport: &str,
+        headers: Value,
+    ) -> Result<String, String> {
         let transports = if transport == "polling" {
             json!(["polling"])
         } else {
             json!(["websocket"])
         };
-        self.send(json!({"op": "connect", "id": id, "url": base_url, "token": token, "transports": transports}))
+        self.send(json!({"op": "connect", "id": id, "url": base_url, "token": token, "transports": transports, "headers": headers}))
             .await;
         let message = self
             .next_of(id, &["connect", "connect_error"], WAIT)

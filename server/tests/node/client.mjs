@@ -3,7 +3,8 @@
 // Reads one JSON command per line on stdin, writes one JSON line per thing
 // that happened on stdout. Every line names the client it is about (`id`).
 //
-//   {"op":"connect","id":"a","url":"http://…","token":"…","transports":["websocket"]}
+//   {"op":"connect","id":"a","url":"http://…","token":"…","transports":["websocket"],
+//    "reconnection":false,"headers":{"cookie":"…"}}
 //   {"op":"emit","id":"a","event":"join","data":{…},"tag":"t1"}   → {"id":"a","type":"ack","tag":"t1","data":…}
 //   {"op":"drop","id":"a"}      close the transport under the client (a network drop)
 //   {"op":"close","id":"a"}     a clean disconnect
@@ -13,8 +14,9 @@ import readline from 'node:readline';
 const clients = new Map();
 const out = (line) => process.stdout.write(JSON.stringify(line) + "\n");
 
-function connect({ id, url, token, transports, reconnection }) {
+function connect({ id, url, token, transports, reconnection, headers }) {
   const options = { transports: transports || ['websocket'], reconnection: !!reconnection, timeout: 10000 };
+  if (headers) options.extraHeaders = headers;
   if (token !== undefined && token !== null) options.auth = { token };
   const socket = io(url, options);
   clients.set(id, socket);

@@ -1,18 +1,19 @@
 #!/usr/bin/env bash
 # A private PostgreSQL primary and streaming replica on loopback ports, for
-# the replica benchmarks (loadtest/cache-bench.sh):
+# the local cluster (scripts/cluster.sh) and the replica benchmarks
+# (loadtest/cache-bench.sh):
 #
-#   loadtest/pg-pair.sh start     # primary on 127.0.0.1:55440, replica on :55441
+#   scripts/pg-pair.sh start     # primary on 127.0.0.1:55440, replica on :55441
 #   PG=postgres://postgres@127.0.0.1:55440 REPLICA_URL=postgres://postgres@127.0.0.1:55441 \
 #     loadtest/cache-bench.sh
-#   loadtest/pg-pair.sh stop
+#   scripts/pg-pair.sh stop
 #
-# Files live under target/pg-pair. As root, the servers run as `postgres`.
+# Files live under PG_PAIR_DIR [target/pg-pair]; ports PRIMARY_PORT, REPLICA_PORT. As root, the servers run as `postgres`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
-DIR=$(pwd)/target/pg-pair
+DIR=${PG_PAIR_DIR:-$(pwd)/target/pg-pair}
 PRIMARY_PORT=${PRIMARY_PORT:-55440}
 REPLICA_PORT=${REPLICA_PORT:-55441}
 
