@@ -1,4 +1,17 @@
 # Builds the taskmaster server and its web app into a small runtime image.
+#
+# Rolling deploys: pass the image now running as PREVIOUS_IMAGE
+#   docker build --build-arg PREVIOUS_IMAGE=registry.example.com/taskmaster:0.1.0 .
+# and the new image also serves the web builds of the last releases
+# (scripts/carry-assets.sh), so pages loaded before the deploy keep loading
+# their modules from new instances.
+ARG PREVIOUS_IMAGE=no-previous-release
+
+# An empty stand-in for the first release.
+FROM debian:bookworm-slim AS no-previous-release
+RUN mkdir -p /usr/share/taskmaster/web/assets
+
+FROM ${PREVIOUS_IMAGE} AS previous-release
 
 # The web app: wasm32 build, wasm-bindgen, wasm-opt, hashed and precompressed
 # assets (scripts/build-web.sh; rustup can add the target here).
@@ -15,6 +28,8 @@ COPY loadtest/generator loadtest/generator
 COPY scripts scripts
 COPY web web
 RUN bash scripts/build-web.sh
+COPY --from=previous-release /usr/share/taskmaster/web /previous-web
+RUN bash scripts/carry-assets.sh web/dist /previous-web 3
 
 FROM rust:1-bookworm AS build
 WORKDIR /src
