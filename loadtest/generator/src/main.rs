@@ -62,16 +62,31 @@ pub struct Args {
     pub json: Option<std::path::PathBuf>,
 }
 
+/// Whether `url` is an http(s) URL whose host is this machine: `localhost`,
+/// 127.0.0.0/8 or `[::1]`. Parsed as a URL, so `[2001:db8::1]:80` or
+/// `127.0.0.1.example.com` are not mistaken for loopback.
+fn targets_loopback(url: &str) -> bool {
+    let Ok(parsed) = reqwest::Url::parse(url) else {
+        return false;
+    };
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return false;
+    }
+    let Some(host) = parsed.host_str() else {
+        return false;
+    };
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    match bare.parse::<std::net::IpAddr>() {
+        Ok(address) => address.is_loopback(),
+        Err(_) => host.eq_ignore_ascii_case("localhost"),
+    }
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     for url in &args.url {
-        let host = url
-            .split("://")
-            .nth(1)
-            .and_then(|rest| rest.split(['/', ':']).next())
-            .unwrap_or_default();
-        if !matches!(host, "127.0.0.1" | "localhost" | "[") && !host.starts_with("127.") {
+        if !targets_loopback(url) {
             bail!("{url}: loadgen only targets servers on this machine (loopback)");
         }
     }
@@ -141,4 +156,32 @@ async fn main() -> anyhow::Result<()> {
         std::process::exit(2);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::targets_loopback;
+
+    #[test]
+    fn only_this_machine_counts_as_loopback() {
+        for url in [
+            "http://127.0.0.1:8080",
+            "http://localhost:1/x",
+            "https://127.3.4.5",
+            "http://[::1]:8080/",
+        ] {
+            assert!(targets_loopback(url), "{url}");
+        }
+        for url in [
+            "http://[2001:db8::1]:8080",
+            "http://[::ffff:10.0.0.1]/",
+            "http://10.0.0.1",
+            "http://127.0.0.1.example.com",
+            "http://localhost.example.com",
+            "ftp://127.0.0.1",
+            "127.0.0.1:8080",
+        ] {
+            assert!(!targets_loopback(url), "{url}");
+        }
+    }
 }
