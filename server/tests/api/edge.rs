@@ -339,23 +339,22 @@ impl Edge {
         token: Option<&str>,
         body: Option<Value>,
     ) -> Curl {
-        let url = self.url(path);
-        let mut args = vec!["-X", method, url.as_str()];
-        let authorization;
-        if let Some(token) = token {
-            authorization = format!("Authorization: Bearer {token}");
-            args.extend(["-H", authorization.as_str()]);
-        }
         let body = body.map(|body| body.to_string());
-        if let Some(body) = &body {
-            args.extend([
-                "-H",
-                "Content-Type: application/json",
-                "--data-binary",
-                body.as_str(),
-            ]);
-        }
-        self.curl(&args).await
+        self.request(method, path, token, &[], body.as_deref())
+            .await
+    }
+
+    /// A request through the edge with extra headers and a raw JSON body
+    /// (`@file` reads it from a file, as curl does).
+    pub async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        headers: &[&str],
+        body: Option<&str>,
+    ) -> Curl {
+        api_request(&self.cert(), &self.url(path), method, token, headers, body).await
     }
 
     /// The access log so far, one JSON object per request.
@@ -445,6 +444,34 @@ impl Curl {
             "{body}"
         );
     }
+}
+
+/// `curl` for one API call: method, bearer token, extra headers, JSON body.
+pub async fn api_request(
+    cert: &Path,
+    url: &str,
+    method: &str,
+    token: Option<&str>,
+    headers: &[&str],
+    body: Option<&str>,
+) -> Curl {
+    let mut args = vec!["-X", method, url];
+    let authorization = token.map(|token| format!("Authorization: Bearer {token}"));
+    if let Some(authorization) = &authorization {
+        args.extend(["-H", authorization.as_str()]);
+    }
+    for header in headers {
+        args.extend(["-H", header]);
+    }
+    if let Some(body) = body {
+        args.extend([
+            "-H",
+            "Content-Type: application/json",
+            "--data-binary",
+            body,
+        ]);
+    }
+    curl(cert, &args).await
 }
 
 pub async fn curl(cert: &Path, args: &[&str]) -> Curl {
@@ -656,29 +683,23 @@ async fn rest_contract_over_http2_and_tls() {
     assert_eq!(fetched.status, 200);
     let etag = fetched.header("etag").unwrap().to_owned();
     let unchanged = edge
-        .curl(&[
-            &edge.url(&path),
-            "-H",
-            &format!("Authorization: Bearer {token}"),
-            "-H",
-            &format!("If-None-Match: {etag}"),
-        ])
+        .request(
+            "GET",
+            &path,
+            Some(&token),
+            &[&format!("If-None-Match: {etag}")],
+            None,
+        )
         .await;
     assert_eq!(unchanged.status, 304);
     let stale = edge
-        .curl(&[
-            "-X",
+        .request(
             "PATCH",
-            &edge.url(&path),
-            "-H",
-            &format!("Authorization: Bearer {token}"),
-            "-H",
-            "Content-Type: application/json",
-            "-H",
-            "If-Match: \"999\"",
-            "--data-binary",
-            r#"{"title":"late"}"#,
-        ])
+            &path,
+            Some(&token),
+            &["If-Match: \"999\""],
+            Some(r#"{"title":"late"}"#),
+        )
         .await;
     stale.assert_error(412, "version_mismatch");
     let list = format!("/api/v1/projects/{project}/tasks");
@@ -686,29 +707,19 @@ async fn rest_contract_over_http2_and_tls() {
     assert_eq!(page.status, 200);
     let page_etag = page.header("etag").unwrap().to_owned();
     let same_page = edge
-        .curl(&[
-            &edge.url(&list),
-            "-H",
-            &format!("Authorization: Bearer {token}"),
-            "-H",
-            &format!("If-None-Match: {page_etag}"),
-        ])
+        .request(
+            "GET",
+            &list,
+            Some(&token),
+            &[&format!("If-None-Match: {page_etag}")],
+            None,
+        )
         .await;
     assert_eq!(same_page.status, 304);
 
-    edge.curl(&[
-        "-X",
-        "POST",
-        &edge.url(&list),
-        "-H",
-        &format!("Authorization: Bearer {token}"),
-        "-H",
-        "Content-Type: application/json",
-        "--data-binary",
-        "{not json",
-    ])
-    .await
-    .assert_error(400, "malformed_json");
+    edge.request("POST", &list, Some(&token), &[], Some("{not json"))
+        .await
+        .assert_error(400, "malformed_json");
     edge.api("GET", &list, None, None)
         .await
         .assert_error(401, "unauthorized");
@@ -721,19 +732,10 @@ async fn rest_contract_over_http2_and_tls() {
     let huge = "x".repeat(9 * 1024 * 1024);
     let body_file = cluster.dir.path().join("huge.json");
     std::fs::write(&body_file, format!("{{\"title\":\"{huge}\"}}")).unwrap();
-    edge.curl(&[
-        "-X",
-        "POST",
-        &edge.url(&list),
-        "-H",
-        &format!("Authorization: Bearer {token}"),
-        "-H",
-        "Content-Type: application/json",
-        "--data-binary",
-        &format!("@{}", body_file.display()),
-    ])
-    .await
-    .assert_error(413, "payload_too_large");
+    let from_file = format!("@{}", body_file.display());
+    edge.request("POST", &list, Some(&token), &[], Some(&from_file))
+        .await
+        .assert_error(413, "payload_too_large");
 }
 
 #[tokio::test]
@@ -1136,21 +1138,9 @@ async fn killed_instance_clients_reconnect_elsewhere_and_catch_up() {
                 let title = format!("edit {n}");
                 let body = json!({ "title": title }).to_string();
                 loop {
-                    let response = curl(
-                        &cert,
-                        &[
-                            "-X",
-                            "PATCH",
-                            &edge_url,
-                            "-H",
-                            &format!("Authorization: Bearer {token}"),
-                            "-H",
-                            "Content-Type: application/json",
-                            "--data-binary",
-                            &body,
-                        ],
-                    )
-                    .await;
+                    let response =
+                        api_request(&cert, &edge_url, "PATCH", Some(&token), &[], Some(&body))
+                            .await;
                     if response.status == 200 {
                         acknowledged.push(title);
                         break;
