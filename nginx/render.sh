@@ -42,9 +42,14 @@ if [ "$public_https_port" = 443 ]; then export EDGE_HTTPS_PORT_SUFFIX=""; else e
 mkdir -p "$DIR/logs" "$DIR/cache" "$DIR/tmp"
 if [ ! -f "$EDGE_TLS_CERT" ] || [ ! -f "$EDGE_TLS_KEY" ]; then
   mkdir -p "$(dirname "$EDGE_TLS_CERT")" "$(dirname "$EDGE_TLS_KEY")"
+  # A server certificate, not a CA: strict verifiers (webpki, as in rustls)
+  # refuse a CA certificate presented by a server.
   echo "==> making a self-signed certificate for localhost ($EDGE_TLS_CERT)" >&2
   openssl req -x509 -newkey rsa:2048 -nodes -days 365 -subj "/CN=localhost" \
     -addext "subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1" \
+    -addext "basicConstraints=critical,CA:FALSE" \
+    -addext "keyUsage=critical,digitalSignature,keyEncipherment" \
+    -addext "extendedKeyUsage=serverAuth" \
     -keyout "$EDGE_TLS_KEY" -out "$EDGE_TLS_CERT" 2>/dev/null
 fi
 

@@ -14,12 +14,15 @@
 # Settings (environment): CLUSTER_INSTANCES [3], CLUSTER_HTTPS_PORT [8443],
 # CLUSTER_HTTP_PORT [8080], CLUSTER_FIRST_PORT [18081] (instances take the
 # ports from there), CLUSTER_REDIS_PORT [56390], CLUSTER_PG_PORT [55450]
-# (the replica on the next port), CLUSTER_DIR [target/cluster]. Every other
-# setting of the server (README) passes through to the instances, and every
-# EDGE_* setting of nginx/render.sh to the edge.
+# (the replica on the next port), CLUSTER_DIR [target/cluster]. A release is
+# CLUSTER_BINARY [target/release/taskmaster] and CLUSTER_WEB_DIR [web/dist];
+# `up` and `deploy` build them (cargo build --release, scripts/build-web.sh
+# when missing) unless they are given. Every other setting of the server
+# (README) passes through to the instances, and every EDGE_* setting of
+# nginx/render.sh to the edge.
 #
-# `up` builds what is missing (the release binary, the web app) and installs
-# what is missing (nginx with brotli, Redis, PostgreSQL) with apt-get.
+# `up` installs what is missing (nginx with brotli, Redis, PostgreSQL) with
+# apt-get.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -65,12 +68,19 @@ ensure_tools() {
   command -v envsubst >/dev/null 2>&1 || apt_install gettext-base
 }
 
+BINARY=${CLUSTER_BINARY:-$ROOT/target/release/taskmaster}
+WEB_DIR=${CLUSTER_WEB_DIR:-$ROOT/web/dist}
+
 build() {
-  say "building the server (cargo build --release)"
-  cargo build --release --locked -p taskmaster-server
-  if [ ! -f web/dist/index.html ]; then
+  if [ -z "${CLUSTER_BINARY:-}" ]; then
+    say "building the server (cargo build --release)"
+    cargo build --release --locked -p taskmaster-server
+  fi
+  if [ -z "${CLUSTER_WEB_DIR:-}" ] && [ ! -f web/dist/index.html ]; then
     bash scripts/build-web.sh
   fi
+  [ -x "$BINARY" ] || { echo "no server binary at $BINARY" >&2; exit 1; }
+  [ -f "$WEB_DIR/index.html" ] || { echo "no web build at $WEB_DIR" >&2; exit 1; }
 }
 
 # A release: the binary and the web app, with the previous release's
@@ -79,8 +89,8 @@ make_release() {
   local release
   release="$DIR/releases/$(date +%Y%m%d-%H%M%S)-$$"
   mkdir -p "$release"
-  cp target/release/taskmaster "$release/taskmaster"
-  cp -R web/dist "$release/web"
+  cp "$BINARY" "$release/taskmaster"
+  cp -R "$WEB_DIR" "$release/web"
   if [ -L "$DIR/current" ]; then
     bash scripts/carry-assets.sh "$release/web" "$DIR/current/web" 3 2>/dev/null
   fi
@@ -235,5 +245,5 @@ case "${1:-}" in
   down) down ;;
   deploy) deploy ;;
   status) status ;;
-  *) sed -n '2,22p' "$0" >&2; exit 2 ;;
+  *) sed -n '2,24p' "$0" >&2; exit 2 ;;
 esac

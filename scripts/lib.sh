@@ -45,3 +45,18 @@ ensure_postgres_binaries() {
     apt_install postgresql
   fi
 }
+
+# plot_timeline CSV [plot.py options]: draws a loadgen timeline as a PNG beside
+# it (loadtest/plot.py), with matplotlib from PyPI in a virtualenv of its own
+# (target/tools/plot-venv). A plot that cannot be drawn is reported, not fatal.
+plot_timeline() {
+  local venv
+  venv="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/target/tools/plot-venv"
+  if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import matplotlib' 2>/dev/null; then
+    say "installing matplotlib (pip, into target/tools/plot-venv) for the plots"
+    { python3 -m venv "$venv" 2>/dev/null || { apt_install python3-venv && python3 -m venv "$venv"; }; } \
+      && "$venv/bin/pip" install --quiet --disable-pip-version-check matplotlib \
+      || { say "matplotlib could not be installed; no plot"; return 0; }
+  fi
+  "$venv/bin/python" "$(dirname "${BASH_SOURCE[0]}")/../loadtest/plot.py" "$@" || say "plotting $1 failed"
+}

@@ -7,10 +7,15 @@ use std::time::Duration;
 use futures::{SinkExt, StreamExt};
 use serde::Deserialize;
 use serde_json::value::RawValue;
+use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::header::COOKIE;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::report::{Counters, Latencies};
 use crate::setup::{now_micros, World};
@@ -77,6 +82,154 @@ struct LiteTask {
     title: String,
 }
 
+type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// One client's view of its project's event stream, across reconnections.
+struct Tracker {
+    n: usize,
+    outcome: ClientOutcome,
+    last: i64,
+}
+
+impl Tracker {
+    /// Counts a Socket.IO `event` packet (text after the `42` prefix).
+    fn on_event(&mut self, payload: &str, counters: &Counters, latencies: &Latencies) {
+        let Ok((name, data)) = serde_json::from_str::<(String, Box<RawValue>)>(payload) else {
+            return;
+        };
+        if name != "event" {
+            return;
+        }
+        let Ok(event) = serde_json::from_str::<LiteEvent>(data.get()) else {
+            return;
+        };
+        counters.received_one();
+        if event.seq == self.last + 1 {
+            self.outcome.in_order += 1;
+            self.last = event.seq;
+        } else if event.seq <= self.last {
+            self.outcome.duplicates += 1;
+        } else {
+            self.outcome.out_of_order += 1;
+            self.last = event.seq;
+        }
+        if let Some(sent) = event
+            .task
+            .title
+            .strip_prefix("lg ")
+            .and_then(|rest| rest.split(' ').next())
+            .and_then(|micros| micros.parse::<u64>().ok())
+        {
+            latencies.record(self.n, now_micros().saturating_sub(sent));
+        }
+    }
+}
+
+/// Opens the WebSocket, connects to the namespace with the user's token and
+/// joins the project — with `since` when catching up after a drop, counting
+/// the replayed events that arrive before the acknowledgement. Returns the
+/// socket and the seq the join was acknowledged at.
+async fn connect_and_join(
+    world: &World,
+    since: Option<i64>,
+    tracker: &mut Tracker,
+    counters: &Counters,
+    latencies: &Latencies,
+) -> Result<(Socket, i64), String> {
+    let n = tracker.n;
+    let base = &world.urls[n % world.urls.len()];
+    let token = &world.user_tokens[n % world.user_tokens.len()];
+    let url = format!(
+        "{}/socket.io/?EIO=4&transport=websocket",
+        base.replacen("http", "ws", 1)
+    );
+    let mut request = url.into_client_request().map_err(|e| e.to_string())?;
+    // Each client is its own browser to a sticky edge: a route cookie of its own
+    // (instances ignore it).
+    request.headers_mut().insert(
+        COOKIE,
+        HeaderValue::from_str(&format!("tm_route=lg{n}")).map_err(|e| e.to_string())?,
+    );
+    // Small buffers: the defaults (128 KiB read) would cost gigabytes at 20,000 clients.
+    let config = WebSocketConfig::default()
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
+        .max_write_buffer_size(64 * 1024);
+    let (mut socket, _) = tokio_tungstenite::connect_async_tls_with_config(
+        request,
+        Some(config),
+        true,
+        world.trust.websocket_connector(),
+    )
+    .await
+    .map_err(|error| format!("websocket: {error}"))?;
+    // Engine.IO open packet, then connect to namespace "/" with our token.
+    next_text(&mut socket)
+        .await
+        .filter(|open| open.starts_with('0'))
+        .ok_or("no Engine.IO open packet")?;
+    let auth = serde_json::json!({"token": token}).to_string();
+    send(&mut socket, format!("40{auth}")).await?;
+    loop {
+        let reply = next_text(&mut socket)
+            .await
+            .ok_or("closed before namespace connect")?;
+        if reply == "2" {
+            // The server may ping before it answers the connect.
+            send(&mut socket, "3".into()).await?;
+        } else if reply.starts_with("40") {
+            break;
+        } else {
+            return Err(format!("namespace connect refused: {reply}"));
+        }
+    }
+    let join = match since {
+        None => serde_json::json!(["join", {"project_id": tracker.outcome.project}]),
+        Some(since) => {
+            serde_json::json!(["join", {"project_id": tracker.outcome.project, "since": since}])
+        }
+    };
+    send(&mut socket, format!("421{join}")).await?;
+    loop {
+        let reply = next_text(&mut socket)
+            .await
+            .ok_or("closed before join ack")?;
+        if reply == "2" {
+            send(&mut socket, "3".into()).await?;
+        } else if let Some(event) = reply.strip_prefix("42") {
+            tracker.on_event(event, counters, latencies);
+        } else if let Some(ack) = reply.strip_prefix("431") {
+            let ack: serde_json::Value = serde_json::from_str(ack).map_err(|e| e.to_string())?;
+            let seq = ack[0]["seq"]
+                .as_i64()
+                .ok_or_else(|| format!("join refused: {ack}"))?;
+            return Ok((socket, seq));
+        }
+    }
+}
+
+async fn send(socket: &mut Socket, text: String) -> Result<(), String> {
+    socket
+        .send(Message::text(text))
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// Pause before reconnection attempt `attempt` (1, 2, …): exponential from
+/// 50 ms to 2 s, with jitter so thousands of dropped clients do not return
+/// in one wave.
+fn backoff(n: usize, attempt: u32) -> Duration {
+    let ceiling = (50u64 << attempt.min(6)).min(2_000);
+    let jitter = (n as u64)
+        .wrapping_mul(2_654_435_761)
+        .wrapping_add(attempt as u64 * 40_503)
+        % 1000;
+    Duration::from_millis(ceiling / 2 + ceiling * jitter / 2000)
+}
+
+/// How long a dropped client keeps trying before it counts as gone.
+const RECONNECT_PATIENCE: Duration = Duration::from_secs(60);
+
 async fn run(
     n: usize,
     world: &World,
@@ -85,75 +238,24 @@ async fn run(
     mut stop: watch::Receiver<bool>,
     ready: &tokio::sync::mpsc::Sender<()>,
 ) -> Option<ClientOutcome> {
-    let base = &world.urls[n % world.urls.len()];
-    let token = &world.user_tokens[n % world.user_tokens.len()];
     let project = world.projects[n % world.projects.len()].clone();
-    let url = format!(
-        "{}/socket.io/?EIO=4&transport=websocket",
-        base.replacen("http", "ws", 1)
-    );
-    // Small buffers: the defaults (128 KiB read) would cost gigabytes at 20,000 clients.
-    let config = WebSocketConfig::default()
-        .read_buffer_size(4 * 1024)
-        .write_buffer_size(0)
-        .max_write_buffer_size(64 * 1024);
-
-    let handshake = async {
-        let (mut socket, _) =
-            tokio_tungstenite::connect_async_with_config(&url, Some(config), true)
-                .await
-                .map_err(|error| format!("websocket: {error}"))?;
-        // Engine.IO open packet, then connect to namespace "/" with our token.
-        next_text(&mut socket)
-            .await
-            .filter(|open| open.starts_with('0'))
-            .ok_or("no Engine.IO open packet")?;
-        let auth = serde_json::json!({"token": token}).to_string();
-        socket
-            .send(Message::text(format!("40{auth}")))
-            .await
-            .map_err(|e| e.to_string())?;
-        loop {
-            let reply = next_text(&mut socket)
-                .await
-                .ok_or("closed before namespace connect")?;
-            if reply == "2" {
-                // The server may ping before it answers the connect.
-                socket
-                    .send(Message::text("3"))
-                    .await
-                    .map_err(|e| e.to_string())?;
-            } else if reply.starts_with("40") {
-                break;
-            } else {
-                return Err(format!("namespace connect refused: {reply}"));
-            }
-        }
-        let join = serde_json::json!(["join", {"project_id": project}]).to_string();
-        socket
-            .send(Message::text(format!("421{join}")))
-            .await
-            .map_err(|e| e.to_string())?;
-        loop {
-            let reply = next_text(&mut socket)
-                .await
-                .ok_or("closed before join ack")?;
-            if reply == "2" {
-                socket
-                    .send(Message::text("3"))
-                    .await
-                    .map_err(|e| e.to_string())?;
-            } else if let Some(ack) = reply.strip_prefix("431") {
-                let ack: serde_json::Value =
-                    serde_json::from_str(ack).map_err(|e| e.to_string())?;
-                let seq = ack[0]["seq"]
-                    .as_i64()
-                    .ok_or_else(|| format!("join refused: {ack}"))?;
-                return Ok::<_, String>((socket, seq));
-            }
-        }
+    let mut tracker = Tracker {
+        n,
+        outcome: ClientOutcome {
+            project,
+            joined_at: 0,
+            in_order: 0,
+            duplicates: 0,
+            out_of_order: 0,
+        },
+        last: 0,
     };
-    let (mut socket, joined_at) = match tokio::time::timeout(CONNECT_TIMEOUT, handshake).await {
+    let first = tokio::time::timeout(
+        CONNECT_TIMEOUT,
+        connect_and_join(world, None, &mut tracker, counters, latencies),
+    )
+    .await;
+    let (mut socket, joined_at) = match first {
         Ok(Ok(connected)) => connected,
         failure => {
             if counters.connect_failed() <= 5 {
@@ -166,73 +268,61 @@ async fn run(
             return None;
         }
     };
+    tracker.outcome.joined_at = joined_at;
+    tracker.last = joined_at;
     counters.connect_ok();
     let _ = ready.send(()).await;
 
-    let mut outcome = ClientOutcome {
-        project,
-        joined_at,
-        in_order: 0,
-        duplicates: 0,
-        out_of_order: 0,
-    };
-    let mut last = joined_at;
-    loop {
+    'connected: loop {
         let message = tokio::select! {
             message = socket.next() => message,
             _ = stop.changed() => break,
         };
-        let Some(Ok(Message::Text(text))) = message else {
-            match message {
-                Some(Ok(_)) => continue,
-                _ => {
-                    counters.dropped();
-                    break;
+        let text = match message {
+            Some(Ok(Message::Text(text))) => text,
+            Some(Ok(Message::Close(_))) | Some(Err(_)) | None => {
+                counters.dropped();
+                if !world.reconnect || *stop.borrow() {
+                    return Some(tracker.outcome);
                 }
+                let dropped_at = std::time::Instant::now();
+                let mut attempt = 0;
+                while dropped_at.elapsed() < RECONNECT_PATIENCE {
+                    attempt += 1;
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff(n, attempt)) => {}
+                        _ = stop.changed() => return Some(tracker.outcome),
+                    }
+                    let since = tracker.last;
+                    let again = tokio::time::timeout(
+                        CONNECT_TIMEOUT,
+                        connect_and_join(world, Some(since), &mut tracker, counters, latencies),
+                    )
+                    .await;
+                    if let Ok(Ok((reconnected, _))) = again {
+                        socket = reconnected;
+                        counters.reconnected();
+                        latencies.record_catch_up(dropped_at.elapsed());
+                        continue 'connected;
+                    }
+                }
+                counters.gave_up();
+                return Some(tracker.outcome);
             }
+            Some(Ok(_)) => continue,
         };
         let text = text.as_str();
         if text == "2" {
-            if socket.send(Message::text("3")).await.is_err() {
-                counters.dropped();
-                break;
-            }
+            // A failed send shows as a broken connection on the next read.
+            let _ = socket.send(Message::text("3")).await;
             continue;
         }
-        let Some(payload) = text.strip_prefix("42") else {
-            continue;
-        };
-        let Ok((name, data)) = serde_json::from_str::<(String, Box<RawValue>)>(payload) else {
-            continue;
-        };
-        if name != "event" {
-            continue;
-        }
-        let Ok(event) = serde_json::from_str::<LiteEvent>(data.get()) else {
-            continue;
-        };
-        counters.received_one();
-        if event.seq == last + 1 {
-            outcome.in_order += 1;
-            last = event.seq;
-        } else if event.seq <= last {
-            outcome.duplicates += 1;
-        } else {
-            outcome.out_of_order += 1;
-            last = event.seq;
-        }
-        if let Some(sent) = event
-            .task
-            .title
-            .strip_prefix("lg ")
-            .and_then(|rest| rest.split(' ').next())
-            .and_then(|micros| micros.parse::<u64>().ok())
-        {
-            latencies.record(n, now_micros().saturating_sub(sent));
+        if let Some(payload) = text.strip_prefix("42") {
+            tracker.on_event(payload, counters, latencies);
         }
     }
     let _ = socket.close(None).await;
-    Some(outcome)
+    Some(tracker.outcome)
 }
 
 async fn next_text<S>(socket: &mut S) -> Option<String>

@@ -14,6 +14,8 @@
 mod client;
 mod report;
 mod setup;
+mod timeline;
+mod tls;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -60,6 +62,22 @@ pub struct Args {
     /// Also write the report as JSON to this file.
     #[arg(long)]
     pub json: Option<std::path::PathBuf>,
+    /// Write one CSV row per second (clients, deliveries, writes, latency,
+    /// server memory and CPU) to this file, for loadtest/plot.py.
+    #[arg(long)]
+    pub timeline: Option<std::path::PathBuf>,
+    /// PEM certificate to trust for https:// and wss:// (the edge's, on a
+    /// local cluster).
+    #[arg(long)]
+    pub ca_cert: Option<std::path::PathBuf>,
+    /// Reconnect dropped clients and catch up with `join` + `since`, as the
+    /// web app does (rolling deploys, killed instances).
+    #[arg(long)]
+    pub reconnect: bool,
+    /// Attempts per write before it counts as failed (connection errors,
+    /// 5xx and 429 are retried).
+    #[arg(long, default_value_t = 10)]
+    pub write_attempts: usize,
 }
 
 /// Whether `url` is an http(s) URL whose host is this machine: `localhost`,
@@ -102,11 +120,21 @@ async fn main() -> anyhow::Result<()> {
         "setting up {} users and {} projects…",
         args.users, args.projects
     );
-    let world = Arc::new(setup::prepare(&args).await?);
+    let trust = tls::Trust::load(args.ca_cert.as_deref())?;
+    let world = Arc::new(setup::prepare(&args, trust).await?);
 
     let counters = Arc::new(Counters::default());
     let latencies = Arc::new(Latencies::new());
     let (stop_tx, stop_rx) = watch::channel(false);
+    let timeline = args.timeline.clone().map(|path| {
+        timeline::record(
+            path,
+            args.server_pid.clone(),
+            counters.clone(),
+            latencies.clone(),
+            stop_rx.clone(),
+        )
+    });
 
     eprintln!("connecting {} clients…", args.clients);
     let ramp_started = Instant::now();
@@ -126,7 +154,8 @@ async fn main() -> anyhow::Result<()> {
         "writing {:.0} changes/s with {} writers for {}s…",
         args.rate, args.writers, args.duration
     );
-    let writes = setup::write_for(&args, &world, Duration::from_secs(args.duration)).await;
+    let mut writes =
+        setup::write_for(&args, &world, &counters, Duration::from_secs(args.duration)).await;
     tokio::time::sleep(Duration::from_secs(args.grace)).await;
 
     let server_after = ServerSample::take(&args.server_pid);
@@ -135,7 +164,11 @@ async fn main() -> anyhow::Result<()> {
     let outcomes = futures::future::join_all(clients).await;
     let peak_rss = peak_watch.await.unwrap_or_default();
 
+    if let Some(timeline) = timeline {
+        timeline.await??;
+    }
     let latest = setup::latest_seqs(&world).await?;
+    writes.not_durable = setup::count_not_durable(&world, &writes).await?;
     let report = report::Report::build(
         &args,
         &counters,
@@ -152,7 +185,12 @@ async fn main() -> anyhow::Result<()> {
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_vec_pretty(&report)?)?;
     }
-    if report.lost > 0 || report.duplicated > 0 || report.out_of_order > 0 {
+    if report.lost > 0
+        || report.duplicated > 0
+        || report.out_of_order > 0
+        || report.writes_failed > 0
+        || report.writes_not_durable > 0
+    {
         std::process::exit(2);
     }
     Ok(())

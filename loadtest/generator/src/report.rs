@@ -19,6 +19,10 @@ pub struct Counters {
     connect_failed: AtomicU64,
     received: AtomicU64,
     dropped: AtomicU64,
+    reconnected: AtomicU64,
+    gave_up: AtomicU64,
+    writes_ok: AtomicU64,
+    write_errors: AtomicU64,
 }
 
 impl Counters {
@@ -35,6 +39,30 @@ impl Counters {
     pub fn dropped(&self) {
         self.dropped.fetch_add(1, Ordering::Relaxed);
     }
+    pub fn reconnected(&self) {
+        self.reconnected.fetch_add(1, Ordering::Relaxed);
+    }
+    pub fn gave_up(&self) {
+        self.gave_up.fetch_add(1, Ordering::Relaxed);
+    }
+    pub fn write_ok(&self) {
+        self.writes_ok.fetch_add(1, Ordering::Relaxed);
+    }
+    /// A write attempt that failed (it may succeed when retried).
+    pub fn write_error(&self) {
+        self.write_errors.fetch_add(1, Ordering::Relaxed);
+    }
+    /// Clients connected now.
+    pub fn open(&self) -> u64 {
+        let up = self.connected.load(Ordering::Relaxed) + self.reconnected.load(Ordering::Relaxed);
+        up.saturating_sub(self.dropped.load(Ordering::Relaxed))
+    }
+    pub fn writes_ok(&self) -> u64 {
+        self.writes_ok.load(Ordering::Relaxed)
+    }
+    pub fn write_errors(&self) -> u64 {
+        self.write_errors.load(Ordering::Relaxed)
+    }
     pub fn connected(&self) -> u64 {
         self.connected.load(Ordering::Relaxed)
     }
@@ -44,45 +72,72 @@ impl Counters {
 }
 
 /// Delivery latencies in microseconds, sharded so 20,000 clients do not all
-/// contend for one lock.
+/// contend for one lock: over the whole run, and over the current second of
+/// the timeline.
 pub struct Latencies {
     shards: Vec<Mutex<Histogram<u64>>>,
+    window: Vec<Mutex<Histogram<u64>>>,
+    catch_up: Mutex<Histogram<u64>>,
 }
 
 const SHARDS: usize = 64;
 
+fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 600_000_000, 3).expect("histogram bounds")
+}
+
+fn merge(shards: &[Mutex<Histogram<u64>>], reset: bool) -> Histogram<u64> {
+    let mut all = histogram();
+    for shard in shards {
+        if let Ok(mut shard) = shard.lock() {
+            let _ = all.add(&*shard);
+            if reset {
+                shard.reset();
+            }
+        }
+    }
+    all
+}
+
 impl Latencies {
     pub fn new() -> Self {
+        let shards = || (0..SHARDS).map(|_| Mutex::new(histogram())).collect();
         Latencies {
-            shards: (0..SHARDS)
-                .map(|_| {
-                    Mutex::new(Histogram::new_with_bounds(1, 60_000_000, 3).expect("histogram"))
-                })
-                .collect(),
+            shards: shards(),
+            window: shards(),
+            catch_up: Mutex::new(histogram()),
         }
     }
 
     pub fn record(&self, client: usize, micros: u64) {
-        if let Ok(mut shard) = self.shards[client % SHARDS].lock() {
-            let _ = shard.record(micros.max(1));
+        for shards in [&self.shards, &self.window] {
+            if let Ok(mut shard) = shards[client % SHARDS].lock() {
+                let _ = shard.record(micros.max(1));
+            }
+        }
+    }
+
+    /// Time from a dropped connection to the reconnected client's join.
+    pub fn record_catch_up(&self, elapsed: Duration) {
+        if let Ok(mut histogram) = self.catch_up.lock() {
+            let _ = histogram.record((elapsed.as_micros() as u64).max(1));
         }
     }
 
     fn merged(&self) -> Histogram<u64> {
-        let mut all = Histogram::new_with_bounds(1, 60_000_000, 3).expect("histogram");
-        for shard in &self.shards {
-            if let Ok(shard) = shard.lock() {
-                let _ = all.add(&*shard);
-            }
-        }
-        all
+        merge(&self.shards, false)
+    }
+
+    /// The latencies recorded since the last call.
+    pub fn take_window(&self) -> Histogram<u64> {
+        merge(&self.window, true)
     }
 }
 
 /// CPU time and memory of the server processes at one moment.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ServerSample {
-    cpu_seconds: f64,
+    pub cpu_seconds: f64,
 }
 
 fn clock_ticks_per_second() -> f64 {
@@ -114,7 +169,7 @@ impl ServerSample {
     }
 }
 
-fn rss_kib(pid: u32) -> u64 {
+pub fn rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|status| {
@@ -154,7 +209,7 @@ pub struct Quantiles {
 }
 
 impl Quantiles {
-    fn of(histogram: &Histogram<u64>) -> Quantiles {
+    pub fn of(histogram: &Histogram<u64>) -> Quantiles {
         let ms = |micros: u64| micros as f64 / 1000.0;
         Quantiles {
             p50_ms: ms(histogram.value_at_quantile(0.50)),
@@ -173,12 +228,20 @@ pub struct Report {
     connected: u64,
     connect_failed: u64,
     connections_dropped: u64,
+    reconnected: u64,
+    reconnect_gave_up: u64,
+    catch_up: Quantiles,
     projects: usize,
     writers: usize,
     target_rate: f64,
     duration_s: u64,
     writes_ok: u64,
-    writes_failed: u64,
+    /// Attempts that failed and were retried.
+    write_errors: u64,
+    /// Writes that still failed after their retries.
+    pub writes_failed: u64,
+    /// Acknowledged writes missing from the change log afterwards.
+    pub writes_not_durable: u64,
     write_latency: Quantiles,
     delivery_latency: Quantiles,
     expected_deliveries: u64,
@@ -227,12 +290,23 @@ impl Report {
             connected: counters.connected(),
             connect_failed: counters.connect_failed.load(Ordering::Relaxed),
             connections_dropped: counters.dropped.load(Ordering::Relaxed),
+            reconnected: counters.reconnected.load(Ordering::Relaxed),
+            reconnect_gave_up: counters.gave_up.load(Ordering::Relaxed),
+            catch_up: Quantiles::of(
+                &latencies
+                    .catch_up
+                    .lock()
+                    .map(|h| h.clone())
+                    .unwrap_or_else(|_| histogram()),
+            ),
             projects: args.projects,
             writers: args.writers,
             target_rate: args.rate,
             duration_s: args.duration,
             writes_ok: writes.ok,
+            write_errors: counters.write_errors(),
             writes_failed: writes.failed,
+            writes_not_durable: writes.not_durable,
             write_latency: Quantiles::of(&writes.latency),
             delivery_latency: Quantiles::of(&latencies.merged()),
             expected_deliveries: expected,

@@ -8,6 +8,8 @@ use futures::{StreamExt, TryStreamExt};
 use hdrhistogram::Histogram;
 use serde_json::{json, Value};
 
+use crate::report::Counters;
+use crate::tls::Trust;
 use crate::Args;
 
 /// What the clients and writers work on.
@@ -16,6 +18,9 @@ pub struct World {
     pub owner_token: String,
     pub user_tokens: Vec<String>,
     pub projects: Vec<String>,
+    /// Whether dropped clients reconnect and catch up (`--reconnect`).
+    pub reconnect: bool,
+    pub trust: Trust,
     http: reqwest::Client,
 }
 
@@ -23,14 +28,9 @@ pub struct WriteStats {
     pub latency: Histogram<u64>,
     pub ok: u64,
     pub failed: u64,
-}
-
-fn http() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .pool_max_idle_per_host(64)
-        .build()
-        .expect("http client")
+    /// Per project, the titles of the acknowledged writes.
+    pub acknowledged: HashMap<String, Vec<String>>,
+    pub not_durable: u64,
 }
 
 async fn post(
@@ -58,8 +58,8 @@ async fn post(
     Ok(body)
 }
 
-pub async fn prepare(args: &Args) -> anyhow::Result<World> {
-    let http = http();
+pub async fn prepare(args: &Args, trust: Trust) -> anyhow::Result<World> {
+    let http = trust.http_client()?;
     let base = args.url[0].trim_end_matches('/').to_owned();
     let run = uuid::Uuid::new_v4().simple().to_string();
     let register = |name: String| {
@@ -131,6 +131,8 @@ pub async fn prepare(args: &Args) -> anyhow::Result<World> {
         owner_token,
         user_tokens: users.into_iter().map(|(token, _)| token).collect(),
         projects,
+        reconnect: args.reconnect,
+        trust,
         http,
     })
 }
@@ -144,52 +146,138 @@ pub fn now_micros() -> u64 {
         .unwrap_or_default()
 }
 
-/// Runs the writers for `duration` and collects their latencies.
-pub async fn write_for(args: &Args, world: &World, duration: Duration) -> WriteStats {
+/// Runs the writers for `duration` and collects their latencies. A write that
+/// fails for a reason the client did not cause (connection refused or reset,
+/// 5xx, 429) is retried as a user's client would, after `Retry-After` when the
+/// server gave one, up to `--write-attempts` times; its latency runs from the
+/// first attempt to the acknowledgement.
+pub async fn write_for(
+    args: &Args,
+    world: &World,
+    counters: &Counters,
+    duration: Duration,
+) -> WriteStats {
     let per_writer = args.rate / args.writers as f64;
     let interval = Duration::from_secs_f64(1.0 / per_writer.max(0.001));
     let deadline = Instant::now() + duration;
     let writers = (0..args.writers).map(|writer| async move {
-        let mut latency = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram");
+        let mut latency = Histogram::<u64>::new_with_bounds(1, 600_000_000, 3).expect("histogram");
         let (mut ok, mut failed) = (0u64, 0u64);
+        let mut acknowledged: Vec<(String, String)> = Vec::new();
         let mut ticker = tokio::time::interval(interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut n = 0usize;
         while Instant::now() < deadline {
             ticker.tick().await;
             let project = &world.projects[(writer + n * args.writers) % world.projects.len()];
-            let base = &world.urls[(writer + n) % world.urls.len()];
             n += 1;
             let sent = now_micros();
+            let title = format!("lg {sent} w{writer}");
             let started = Instant::now();
-            let result = world
-                .http
-                .patch(format!("{base}/api/v1/projects/{project}/tasks/1"))
-                .bearer_auth(&world.owner_token)
-                .json(&json!({"title": format!("lg {sent} w{writer}")}))
-                .send()
-                .await;
-            match result {
-                Ok(response) if response.status().is_success() => {
-                    ok += 1;
-                    let _ = latency.record(started.elapsed().as_micros() as u64);
+            let mut attempt = 0;
+            loop {
+                let base = &world.urls[(writer + n + attempt) % world.urls.len()];
+                attempt += 1;
+                let result = world
+                    .http
+                    .patch(format!("{base}/api/v1/projects/{project}/tasks/1"))
+                    .bearer_auth(&world.owner_token)
+                    .json(&json!({ "title": title }))
+                    .send()
+                    .await;
+                let retry_after = match result {
+                    Ok(response) if response.status().is_success() => {
+                        ok += 1;
+                        counters.write_ok();
+                        let _ = latency.record(started.elapsed().as_micros() as u64);
+                        acknowledged.push((project.clone(), title.clone()));
+                        break;
+                    }
+                    Ok(response)
+                        if response.status().is_client_error()
+                            && response.status() != reqwest::StatusCode::TOO_MANY_REQUESTS =>
+                    {
+                        // Our own mistake: retrying would not help.
+                        failed += 1;
+                        break;
+                    }
+                    Ok(response) => response
+                        .headers()
+                        .get(reqwest::header::RETRY_AFTER)
+                        .and_then(|value| value.to_str().ok())
+                        .and_then(|value| value.parse::<u64>().ok())
+                        .map(Duration::from_secs),
+                    Err(_) => None,
+                };
+                counters.write_error();
+                if attempt >= args.write_attempts {
+                    failed += 1;
+                    break;
                 }
-                _ => failed += 1,
+                let pause = Duration::from_millis(50 << attempt.min(5));
+                tokio::time::sleep(retry_after.unwrap_or(pause).min(Duration::from_secs(5))).await;
             }
         }
-        (latency, ok, failed)
+        (latency, ok, failed, acknowledged)
     });
     let mut stats = WriteStats {
-        latency: Histogram::new_with_bounds(1, 60_000_000, 3).expect("histogram"),
+        latency: Histogram::new_with_bounds(1, 600_000_000, 3).expect("histogram"),
         ok: 0,
         failed: 0,
+        acknowledged: HashMap::new(),
+        not_durable: 0,
     };
-    for (latency, ok, failed) in futures::future::join_all(writers).await {
+    for (latency, ok, failed, acknowledged) in futures::future::join_all(writers).await {
         let _ = stats.latency.add(&latency);
         stats.ok += ok;
         stats.failed += failed;
+        for (project, title) in acknowledged {
+            stats.acknowledged.entry(project).or_default().push(title);
+        }
     }
     stats
+}
+
+/// Counts the acknowledged writes whose change is not in the project's
+/// change log: reads every project's log from the start.
+pub async fn count_not_durable(world: &World, writes: &WriteStats) -> anyhow::Result<u64> {
+    let mut missing = 0;
+    for (project, titles) in &writes.acknowledged {
+        let mut logged = std::collections::HashSet::new();
+        let mut since = 0;
+        loop {
+            let url = format!(
+                "{}/api/v1/projects/{project}/events?since={since}&limit=1000",
+                world.urls[0]
+            );
+            let response = world
+                .http
+                .get(&url)
+                .bearer_auth(&world.owner_token)
+                .send()
+                .await
+                .with_context(|| format!("GET {url}"))?;
+            if !response.status().is_success() {
+                bail!("GET {url}: {}", response.status());
+            }
+            let page: Value = response.json().await?;
+            let items = page["items"].as_array().context("items")?;
+            for event in items {
+                if let Some(title) = event["task"]["title"].as_str() {
+                    logged.insert(title.to_owned());
+                }
+                since = event["seq"].as_i64().unwrap_or(since);
+            }
+            if items.is_empty() || since >= page["latest_seq"].as_i64().unwrap_or(0) {
+                break;
+            }
+        }
+        missing += titles
+            .iter()
+            .filter(|title| !logged.contains(*title))
+            .count() as u64;
+    }
+    Ok(missing)
 }
 
 /// Each project's latest seq, read after the run.

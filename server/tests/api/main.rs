@@ -4,6 +4,7 @@
 mod auth;
 mod bad_input;
 mod cache;
+mod cluster;
 mod concurrency;
 mod dependencies;
 mod deploy;
