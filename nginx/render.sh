@@ -43,9 +43,11 @@ mkdir -p "$DIR/logs" "$DIR/cache" "$DIR/tmp"
 if [ ! -f "$EDGE_TLS_CERT" ] || [ ! -f "$EDGE_TLS_KEY" ]; then
   mkdir -p "$(dirname "$EDGE_TLS_CERT")" "$(dirname "$EDGE_TLS_KEY")"
   # A server certificate, not a CA: strict verifiers (webpki, as in rustls)
-  # refuse a CA certificate presented by a server.
+  # refuse a CA certificate presented by a server. ECDSA P-256: a handshake
+  # costs the edge a fraction of an RSA-2048 one, which matters when
+  # thousands of clients reconnect at once after a deploy.
   echo "==> making a self-signed certificate for localhost ($EDGE_TLS_CERT)" >&2
-  openssl req -x509 -newkey rsa:2048 -nodes -days 365 -subj "/CN=localhost" \
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 365 -subj "/CN=localhost" \
     -addext "subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1" \
     -addext "basicConstraints=critical,CA:FALSE" \
     -addext "keyUsage=critical,digitalSignature,keyEncipherment" \

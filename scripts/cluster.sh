@@ -14,7 +14,8 @@
 # Settings (environment): CLUSTER_INSTANCES [3], CLUSTER_HTTPS_PORT [8443],
 # CLUSTER_HTTP_PORT [8080], CLUSTER_FIRST_PORT [18081] (instances take the
 # ports from there), CLUSTER_REDIS_PORT [56390], CLUSTER_PG_PORT [55450]
-# (the replica on the next port), CLUSTER_DIR [target/cluster]. A release is
+# (the replica on the next port), CLUSTER_DIR [target/cluster],
+# CLUSTER_DEPLOY_PAUSE [5] seconds between instances in a deploy. A release is
 # CLUSTER_BINARY [target/release/taskmaster] and CLUSTER_WEB_DIR [web/dist];
 # `up` and `deploy` build them (cargo build --release, scripts/build-web.sh
 # when missing) unless they are given. Every other setting of the server
@@ -223,6 +224,9 @@ deploy() {
       sleep 0.1
     done
     say "instance $i replaced in $((SECONDS - t0)) s"
+    # Its clients have just reconnected to the others; let that settle before
+    # the next instance sends its own clients away.
+    if [ "$i" -lt "$INSTANCES" ]; then sleep "${CLUSTER_DEPLOY_PAUSE:-5}"; fi
   done
   say "deployed in $((SECONDS - started)) s"
 }
@@ -245,5 +249,5 @@ case "${1:-}" in
   down) down ;;
   deploy) deploy ;;
   status) status ;;
-  *) sed -n '2,24p' "$0" >&2; exit 2 ;;
+  *) sed -n '2,25p' "$0" >&2; exit 2 ;;
 esac

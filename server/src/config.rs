@@ -124,6 +124,20 @@ pub struct Config {
     #[arg(long, env = "REQUEST_TIMEOUT_MS", default_value_t = 30_000)]
     pub request_timeout_ms: u64,
 
+    /// API requests this instance serves at once; more wait their turn.
+    #[arg(long, env = "MAX_REQUESTS_IN_FLIGHT", default_value_t = 256)]
+    pub max_requests_in_flight: usize,
+
+    /// API requests that may wait for a turn. Beyond that, or after
+    /// REQUEST_QUEUE_TIMEOUT_MS of waiting, a request is refused at once with
+    /// 503 and `Retry-After` rather than served ever later.
+    #[arg(long, env = "MAX_REQUESTS_QUEUED", default_value_t = 512)]
+    pub max_requests_queued: usize,
+
+    /// Longest an API request waits for a turn, in milliseconds.
+    #[arg(long, env = "REQUEST_QUEUE_TIMEOUT_MS", default_value_t = 500)]
+    pub request_queue_timeout_ms: u64,
+
     /// How long a sign-in token stays valid, in hours.
     #[arg(long, env = "SESSION_TTL_HOURS", default_value_t = 24 * 30)]
     pub session_ttl_hours: u64,

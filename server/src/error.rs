@@ -99,6 +99,9 @@ impl Error {
     pub fn retry_after_secs(&self) -> Option<u64> {
         match self {
             Error::RateLimited(wait) => Some(retry_after_secs(*wait)),
+            // Overload and blips pass: a second is the advice, and clients
+            // that back off further spread the retries.
+            Error::Unavailable(_) => Some(1),
             _ => None,
         }
     }

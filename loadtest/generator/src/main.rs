@@ -78,6 +78,10 @@ pub struct Args {
     /// 5xx and 429 are retried).
     #[arg(long, default_value_t = 10)]
     pub write_attempts: usize,
+    /// After the writing, this many REST reads (task lists and single tasks,
+    /// 16 at a time), to measure the server's CPU per request.
+    #[arg(long, default_value_t = 0)]
+    pub reads: usize,
 }
 
 /// Whether `url` is an http(s) URL whose host is this machine: `localhost`,
@@ -136,6 +140,7 @@ async fn main() -> anyhow::Result<()> {
         )
     });
 
+    let rss_before_connect = report::rss_sum_kib(&args.server_pid);
     eprintln!("connecting {} clients…", args.clients);
     let ramp_started = Instant::now();
     let clients = client::spawn_all(&args, &world, &counters, &latencies, stop_rx.clone()).await;
@@ -146,6 +151,9 @@ async fn main() -> anyhow::Result<()> {
         ramp_started.elapsed().as_secs_f64()
     );
 
+    // Memory settles a moment after the last join.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let rss_connected = report::rss_sum_kib(&args.server_pid);
     let server_before = ServerSample::take(&args.server_pid);
     let peak_watch = report::watch_peak_rss(args.server_pid.clone(), stop_rx.clone());
     let deliveries_before = counters.received();
@@ -160,6 +168,15 @@ async fn main() -> anyhow::Result<()> {
 
     let server_after = ServerSample::take(&args.server_pid);
     let deliveries = counters.received() - deliveries_before;
+    let reads = if args.reads > 0 {
+        eprintln!("reading {} times…", args.reads);
+        let before = ServerSample::take(&args.server_pid);
+        let done = setup::read(&world, args.reads).await?;
+        let after = ServerSample::take(&args.server_pid);
+        Some((done, after.cpu_seconds - before.cpu_seconds))
+    } else {
+        None
+    };
     let _ = stop_tx.send(true);
     let outcomes = futures::future::join_all(clients).await;
     let peak_rss = peak_watch.await.unwrap_or_default();
@@ -180,6 +197,8 @@ async fn main() -> anyhow::Result<()> {
         server_before,
         server_after,
         peak_rss,
+        (rss_before_connect, rss_connected),
+        reads,
     );
     report.print();
     if let Some(path) = &args.json {

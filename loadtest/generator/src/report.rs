@@ -182,6 +182,11 @@ pub fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// The servers' resident memory now, summed (KiB).
+pub fn rss_sum_kib(pids: &[u32]) -> u64 {
+    pids.iter().map(|pid| rss_kib(*pid)).sum()
+}
+
 /// Samples the servers' resident memory every 200 ms; returns the peak sum (KiB).
 pub fn watch_peak_rss(
     pids: Vec<u32>,
@@ -253,6 +258,11 @@ pub struct Report {
     server_cpu_seconds: Option<f64>,
     server_cpu_us_per_delivery: Option<f64>,
     server_peak_rss_mib: Option<f64>,
+    /// Server memory added per connected client: resident memory once all
+    /// had joined, less before the first connected, over the clients.
+    server_kib_per_client: Option<f64>,
+    reads: Option<usize>,
+    server_cpu_us_per_read: Option<f64>,
 }
 
 impl Report {
@@ -268,6 +278,8 @@ impl Report {
         before: ServerSample,
         after: ServerSample,
         peak_rss_kib: u64,
+        (rss_before_connect, rss_connected): (u64, u64),
+        reads: Option<(usize, f64)>,
     ) -> Report {
         let mut expected = 0u64;
         let (mut in_order, mut duplicated, mut out_of_order) = (0u64, 0u64, 0u64);
@@ -319,6 +331,14 @@ impl Report {
             server_cpu_us_per_delivery: (measured && deliveries > 0)
                 .then(|| cpu * 1e6 / deliveries as f64),
             server_peak_rss_mib: measured.then(|| peak_rss_kib as f64 / 1024.0),
+            server_kib_per_client: (measured && counters.connected() > 0).then(|| {
+                rss_connected.saturating_sub(rss_before_connect) as f64
+                    / counters.connected() as f64
+            }),
+            reads: reads.map(|(done, _)| done),
+            server_cpu_us_per_read: reads
+                .filter(|(done, _)| measured && *done > 0)
+                .map(|(done, cpu)| cpu * 1e6 / done as f64),
         }
     }
 

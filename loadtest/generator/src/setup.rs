@@ -238,6 +238,40 @@ pub async fn write_for(
     stats
 }
 
+/// `count` REST reads, 16 at a time, alternating a project's task list and
+/// its task 1 over the projects; returns how many succeeded (any failure is
+/// an error: a read benchmark must not hide refusals).
+pub async fn read(world: &World, count: usize) -> anyhow::Result<usize> {
+    let requests = (0..count).map(|n| {
+        let project = &world.projects[n % world.projects.len()];
+        let base = &world.urls[n % world.urls.len()];
+        let url = if n % 2 == 0 {
+            format!("{base}/api/v1/projects/{project}/tasks?limit=50")
+        } else {
+            format!("{base}/api/v1/projects/{project}/tasks/1")
+        };
+        async move {
+            let response = world
+                .http
+                .get(&url)
+                .bearer_auth(&world.owner_token)
+                .send()
+                .await
+                .with_context(|| format!("GET {url}"))?;
+            if !response.status().is_success() {
+                bail!("GET {url}: {}", response.status());
+            }
+            response.bytes().await?;
+            anyhow::Ok(())
+        }
+    });
+    let done: Vec<()> = futures::stream::iter(requests)
+        .buffer_unordered(16)
+        .try_collect()
+        .await?;
+    Ok(done.len())
+}
+
 /// Counts the acknowledged writes whose change is not in the project's
 /// change log: reads every project's log from the start.
 pub async fn count_not_durable(world: &World, writes: &WriteStats) -> anyhow::Result<u64> {

@@ -7,6 +7,7 @@ mod health;
 mod openapi;
 mod projects;
 mod rum;
+mod shedding;
 mod tasks;
 mod web;
 
@@ -69,7 +70,11 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/projects/{project_id}/events", get(tasks::events))
         .route("/rum", post(rum::record))
-        .route("/openapi.json", get(openapi::document));
+        .route("/openapi.json", get(openapi::document))
+        .route_layer(middleware::from_fn_with_state(
+            shedding::Admission::new(&state.config),
+            shedding::admit,
+        ));
 
     Router::new()
         .route("/healthz", get(health::healthz))

@@ -80,6 +80,7 @@ async fn the_cluster_script_runs_the_topology_and_a_rolling_deploy_under_load_lo
         ("CLUSTER_PG_PORT", postgres.to_string()),
         ("LOADGEN", loadgen().display().to_string()),
         ("DEPLOY_AFTER", "4".into()),
+        ("CLUSTER_DEPLOY_PAUSE", "2".into()),
         ("ROLLING_RESULT", result.display().to_string()),
         ("DATABASE_MAX_CONNECTIONS", "8".into()),
         ("CONNECT_RATE", "200".into()),

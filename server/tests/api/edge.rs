@@ -93,6 +93,10 @@ impl Instance {
         }
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("the instance runs")
+    }
+
     pub fn address(&self) -> String {
         format!("127.0.0.1:{}", self.port)
     }
