@@ -12,7 +12,8 @@
 #
 # through https://localhost:$CLUSTER_HTTPS_PORT, sampling every instance's CPU
 # and memory once a second. Writes loadtest/results/edge-<mode>-<n>.{json,csv,png}
-# and <...>-instances.csv, and prints the verdict against the targets: p95
+# <...>-instances.csv, <...>-edge.json (API latency as the edge logged it,
+# loadtest/edge-latency.py) and <...>-cpu.txt, and prints the verdict: p95
 # message latency < 100 ms, API < 50 ms cached / < 200 ms uncached, < 512 MB and
 # < 70 % of a core on average per instance, nothing lost.
 #
@@ -91,7 +92,38 @@ sample_instances() {
 sample_instances > "$NAME-instances.csv" &
 SAMPLER=$!
 
+# CPU seconds used so far by each part of the machine: the instances, nginx,
+# PostgreSQL, Redis and the load generator (k6 or loadgen).
+cpu_by_part() {
+  local ticks part pids total pid
+  ticks=$(getconf CLK_TCK)
+  for part in instances nginx postgres redis generator; do
+    case $part in
+      instances) pids="${PIDS[*]}" ;;
+      nginx) pids=$(pgrep -x nginx || true) ;;
+      postgres) pids=$(pgrep -x postgres || true) ;;
+      redis) pids=$(cat "$CLUSTER_DIR/pids/redis" 2>/dev/null || true) ;;
+      generator) pids=$(pgrep -x k6; pgrep -x loadgen || true) ;;
+    esac
+    total=0
+    for pid in $pids; do
+      [ -r "/proc/$pid/stat" ] || continue
+      total=$((total + $(cut -d')' -f2- "/proc/$pid/stat" | awk '{print $12 + $13}')))
+    done
+    echo "$part $((total * 100 / ticks))"
+  done
+}
+
 status=0
+STARTED=$(date +%s.%N)
+cpu_by_part > "$CLUSTER_DIR/cpu.first"
+# Sampled while the generator runs, so its own CPU time is counted.
+(while sleep 2; do
+  if pgrep -x k6 >/dev/null || pgrep -x loadgen >/dev/null; then
+    cpu_by_part > "$CLUSTER_DIR/cpu.next" && mv "$CLUSTER_DIR/cpu.next" "$CLUSTER_DIR/cpu.last"
+  fi
+done) &
+CPU_WATCH=$!
 if [ "$MODE" = users ]; then
   say "k6: $N browser-like users for $SECONDS_ s through $BASE"
   SSL_CERT_FILE="$CERT" k6 run -q -e BASE_URL="$BASE" -e VUS="$N" -e DURATION="${SECONDS_}s" \
@@ -107,8 +139,27 @@ else
     --json "$NAME.json" --timeline "$NAME.csv" ${LOADGEN_ARGS:-} || status=$?
   plot_timeline "$NAME.csv" --title "$N Socket.IO clients through the edge, $RATE changes/s ($MODE)"
 fi
-kill "$SAMPLER" 2>/dev/null; SAMPLER=""
+kill "$SAMPLER" "$CPU_WATCH" 2>/dev/null; SAMPLER=""
+# Where the machine's CPU went during the run (from the last sample while
+# the generator still ran; postgres counts every PostgreSQL on the machine).
+python3 - "$CLUSTER_DIR/cpu.first" "$CLUSTER_DIR/cpu.last" "$STARTED" "$(stat -c %Y "$CLUSTER_DIR/cpu.last")" "$NAME.json" <<'EOF' | tee "$NAME-cpu.txt"
+import json, sys
+first = dict(line.split() for line in open(sys.argv[1]))
+last = dict(line.split() for line in open(sys.argv[2]))
+wall = float(sys.argv[4]) - float(sys.argv[3])
+try:
+    # loadgen reports its own CPU time, which is the better figure.
+    own = json.load(open(sys.argv[5]))["generator_cpu_seconds"]
+    first["generator"], last["generator"] = "0", str(int(own * 100))
+except (OSError, KeyError, ValueError):
+    pass
+print(f"CPU during the run ({wall:.0f} s, set-up included), in cores of the machine's 2:")
+for part in ["instances", "nginx", "postgres", "redis", "generator"]:
+    used = (int(last.get(part, 0)) - int(first.get(part, 0))) / 100
+    print(f"  {part:>10}: {used / wall:.2f}")
+EOF
 
+python3 loadtest/edge-latency.py "$CLUSTER_DIR/edge/logs/access.log" "$STARTED" --json "$NAME-edge.json"
 python3 - "$NAME-instances.csv" <<'EOF'
 import csv, collections, sys
 rows = list(csv.DictReader(open(sys.argv[1])))

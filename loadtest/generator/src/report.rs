@@ -263,6 +263,9 @@ pub struct Report {
     server_kib_per_client: Option<f64>,
     reads: Option<usize>,
     server_cpu_us_per_read: Option<f64>,
+    /// The generator's own CPU time over the whole run (it shares the
+    /// machine with what it measures).
+    pub generator_cpu_seconds: f64,
 }
 
 impl Report {
@@ -339,6 +342,7 @@ impl Report {
             server_cpu_us_per_read: reads
                 .filter(|(done, _)| measured && *done > 0)
                 .map(|(done, cpu)| cpu * 1e6 / done as f64),
+            generator_cpu_seconds: ServerSample::take(&[std::process::id()]).cpu_seconds,
         }
     }
 

@@ -182,6 +182,8 @@ pub async fn write_for(
                     .http
                     .patch(format!("{base}/api/v1/projects/{project}/tasks/1"))
                     .bearer_auth(&world.owner_token)
+                    // Each writer is its own browser to a sticky edge.
+                    .header(reqwest::header::COOKIE, format!("tm_route=writer{writer}"))
                     .json(&json!({ "title": title }))
                     .send()
                     .await;
