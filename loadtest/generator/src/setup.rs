@@ -240,6 +240,21 @@ pub async fn write_for(
     stats
 }
 
+/// GET `url` as the owner; any status but 2xx is an error.
+async fn owner_get(world: &World, url: &str) -> anyhow::Result<reqwest::Response> {
+    let response = world
+        .http
+        .get(url)
+        .bearer_auth(&world.owner_token)
+        .send()
+        .await
+        .with_context(|| format!("GET {url}"))?;
+    if !response.status().is_success() {
+        bail!("GET {url}: {}", response.status());
+    }
+    Ok(response)
+}
+
 /// `count` REST reads, 16 at a time, alternating a project's task list and
 /// its task 1 over the projects; returns how many succeeded (any failure is
 /// an error: a read benchmark must not hide refusals).
@@ -253,17 +268,7 @@ pub async fn read(world: &World, count: usize) -> anyhow::Result<usize> {
             format!("{base}/api/v1/projects/{project}/tasks/1")
         };
         async move {
-            let response = world
-                .http
-                .get(&url)
-                .bearer_auth(&world.owner_token)
-                .send()
-                .await
-                .with_context(|| format!("GET {url}"))?;
-            if !response.status().is_success() {
-                bail!("GET {url}: {}", response.status());
-            }
-            response.bytes().await?;
+            owner_get(world, &url).await?.bytes().await?;
             anyhow::Ok(())
         }
     });
@@ -286,17 +291,7 @@ pub async fn count_not_durable(world: &World, writes: &WriteStats) -> anyhow::Re
                 "{}/api/v1/projects/{project}/events?since={since}&limit=1000",
                 world.urls[0]
             );
-            let response = world
-                .http
-                .get(&url)
-                .bearer_auth(&world.owner_token)
-                .send()
-                .await
-                .with_context(|| format!("GET {url}"))?;
-            if !response.status().is_success() {
-                bail!("GET {url}: {}", response.status());
-            }
-            let page: Value = response.json().await?;
+            let page: Value = owner_get(world, &url).await?.json().await?;
             let items = page["items"].as_array().context("items")?;
             for event in items {
                 if let Some(title) = event["task"]["title"].as_str() {

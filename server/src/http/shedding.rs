@@ -58,7 +58,7 @@ fn overloaded(reason: &'static str) -> Response {
 }
 
 pub async fn admit(State(admission): State<Admission>, request: Request, next: Next) -> Response {
-    let turn = match admission.turns.clone().try_acquire_owned() {
+    let _turn = match admission.turns.clone().try_acquire_owned() {
         Ok(turn) => turn,
         Err(_) => {
             if admission.waiting.fetch_add(1, Ordering::AcqRel) >= admission.max_waiting {
@@ -74,7 +74,5 @@ pub async fn admit(State(admission): State<Admission>, request: Request, next: N
             }
         }
     };
-    let response = next.run(request).await;
-    drop(turn);
-    response
+    next.run(request).await
 }

@@ -12,11 +12,7 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::process::Command;
 
-use crate::edge::Release;
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
+use crate::edge::{repo, Release};
 
 /// `count` consecutive ports nobody listens on (the script numbers its
 /// instances from the first; the rest follow).
@@ -40,7 +36,7 @@ fn listening(port: u16) -> bool {
 
 /// The load generator, built beside the server binary (scripts/test.sh
 /// builds it before the tests).
-fn loadgen() -> PathBuf {
+pub fn loadgen() -> PathBuf {
     let path = Path::new(env!("CARGO_BIN_EXE_taskmaster")).with_file_name("loadgen");
     assert!(
         path.exists(),

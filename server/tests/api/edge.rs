@@ -20,7 +20,7 @@ use crate::helpers::{create_database, drop_database};
 use crate::scale::redis_url;
 use crate::sockets::{assert_seqs, Clients, WAIT};
 
-fn repo() -> PathBuf {
+pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 

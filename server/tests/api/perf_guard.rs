@@ -14,17 +14,13 @@
 //! `PERF_GUARD_RECORD=1 cargo nextest run -E 'test(perf_guard::)'`, which
 //! writes this profile's figures into the file instead of checking them.
 
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::edge::{free_port, instance_env, Instance, Release};
+use crate::cluster::loadgen;
+use crate::edge::{free_port, instance_env, repo, Instance, Release};
 use crate::helpers::{create_database, drop_database};
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
 
 const PROFILE: &str = if cfg!(debug_assertions) {
     "debug"
@@ -41,12 +37,6 @@ const QUANTITIES: [(&str, &str); 3] = [
 
 #[tokio::test]
 async fn cpu_per_delivery_and_per_request_and_memory_per_socket_hold_their_baseline() {
-    let loadgen = Path::new(env!("CARGO_BIN_EXE_taskmaster")).with_file_name("loadgen");
-    assert!(
-        loadgen.exists(),
-        "{} is missing: cargo build -p taskmaster-loadgen (scripts/test.sh does)",
-        loadgen.display()
-    );
     let dir = tempfile::tempdir().unwrap();
     let release = Release::make(dir.path(), "perf");
     let (database_name, database_url) = create_database().await;
@@ -59,7 +49,7 @@ async fn cpu_per_delivery_and_per_request_and_memory_per_socket_hold_their_basel
     let mut instance = Instance::start(free_port(), env, dir.path().join("instance.log")).await;
     let report_path = dir.path().join("report.json");
 
-    let run = tokio::process::Command::new(&loadgen)
+    let run = tokio::process::Command::new(loadgen())
         .args(["--url", &format!("http://{}", instance.address())])
         .args(["--server-pid", &instance.pid().to_string()])
         .args(["--clients", "1000", "--projects", "20", "--users", "20"])
