@@ -90,6 +90,12 @@ pub struct Config {
     #[arg(long, env = "BIND", default_value = "127.0.0.1:8080")]
     pub bind: SocketAddr,
 
+    /// Serve `/metrics` on this address of its own (e.g. 0.0.0.0:9090), and
+    /// not on BIND, so nothing that forwards the main port (an Ingress, the
+    /// edge) can expose it. Unset: `/metrics` is on BIND.
+    #[arg(long, env = "METRICS_BIND")]
+    pub metrics_bind: Option<SocketAddr>,
+
     /// Where the embedded PostgreSQL keeps its files (used without DATABASE_URL).
     #[arg(long, env = "DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,

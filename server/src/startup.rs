@@ -32,6 +32,8 @@ const DATABASE_PATIENCE: Duration = Duration::from_secs(30);
 /// A built application: bound to its port, migrated, not yet serving.
 pub struct Application {
     listener: TcpListener,
+    /// `METRICS_BIND`'s listener, when metrics have a port of their own.
+    metrics_listener: Option<TcpListener>,
     router: Router,
     state: AppState,
     realtime: Realtime,
@@ -60,6 +62,14 @@ impl Application {
         let listener = TcpListener::bind(config.bind)
             .await
             .with_context(|| format!("cannot listen on {}", config.bind))?;
+        let metrics_listener = match config.metrics_bind {
+            Some(address) => Some(
+                TcpListener::bind(address)
+                    .await
+                    .with_context(|| format!("cannot listen on {address} (METRICS_BIND)"))?,
+            ),
+            None => None,
+        };
         let mut probes: Vec<Arc<dyn Probe>> = vec![Arc::new(db::DatabaseProbe {
             name: "database",
             pool: db.clone(),
@@ -89,6 +99,7 @@ impl Application {
                 .layer(socket_layer)
                 .layer(MapRequestLayer::new(realtime::detach_request_head)),
             listener,
+            metrics_listener,
             state,
             realtime,
             embedded,
@@ -99,6 +110,13 @@ impl Application {
         self.listener
             .local_addr()
             .expect("a bound listener has an address")
+    }
+
+    /// Where `/metrics` is served when it has a listener of its own.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|listener| listener.local_addr().ok())
     }
 
     pub fn db(&self) -> &PgPool {
@@ -113,18 +131,29 @@ impl Application {
     ) -> anyhow::Result<()> {
         let Application {
             listener,
+            metrics_listener,
             router,
             state,
             realtime,
             mut embedded,
         } = self;
         let app = &state.app;
-        let background = [
+        let mut background = vec![
             tokio::spawn(sweep_forever(app.clone())),
             tokio::spawn(app.cache().clone().repair_forever()),
             tokio::spawn(app.database().clone().watch_replicas_forever()),
             tokio::spawn(retain_forever(app.clone())),
         ];
+        if let Some(metrics_listener) = metrics_listener {
+            // Scrapes are short and idempotent: this listener simply stops
+            // with the rest, without a drain of its own.
+            let metrics = http::metrics_router(state.clone());
+            background.push(tokio::spawn(async move {
+                if let Err(error) = axum::serve(metrics_listener, metrics).await {
+                    tracing::error!(%error, "the metrics listener failed");
+                }
+            }));
+        }
         // Sockets never end by themselves: close them when shutdown begins, so
         // the graceful shutdown only waits for ordinary requests.
         let shutdown = async move {

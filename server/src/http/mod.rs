@@ -76,10 +76,16 @@ pub fn router(state: AppState) -> Router {
             shedding::admit,
         ));
 
+    // With a metrics listener of its own, the main one has no /metrics.
+    let metrics = if state.config.metrics_bind.is_some() {
+        get(|| async { Error::NotFound("not_found", "no such endpoint".into()) })
+    } else {
+        get(health::metrics)
+    };
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
-        .route("/metrics", get(health::metrics))
+        .route("/metrics", metrics)
         .nest("/api/v1", api)
         .route_layer(middleware::from_fn(record_metrics))
         .merge(web::assets(state.config.web_dir.clone()))
@@ -127,6 +133,13 @@ pub fn router(state: AppState) -> Router {
                 .layer(Extension(BodyLimit(body_limit)))
                 .layer(axum::extract::DefaultBodyLimit::max(body_limit)),
         )
+}
+
+/// The router of the metrics listener (`METRICS_BIND`): `/metrics` alone.
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(health::metrics))
+        .with_state(state)
 }
 
 /// Counts requests and their latency by method, matched route and status —

@@ -166,6 +166,36 @@ fn kubernetes_manifests_hold_what_the_server_relies_on() {
         container["ports"][0]["containerPort"].as_u64().unwrap()
     );
 
+    // Metrics on a port of their own: the one METRICS_BIND names, scraped
+    // there, and never the port the Service and the Ingress forward.
+    let metrics_port = container["ports"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|port| port["name"] == "metrics")
+        .expect("a container port named metrics");
+    let metrics_bind = str_of(&config["data"]["METRICS_BIND"]);
+    assert_eq!(
+        metrics_bind
+            .rsplit(':')
+            .next()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap(),
+        metrics_port["containerPort"].as_u64().unwrap()
+    );
+    assert_eq!(
+        str_of(&pod["metadata"]["annotations"]["prometheus.io/port"]),
+        metrics_port["containerPort"].as_u64().unwrap().to_string()
+    );
+    let service = resource(&all, "Service", "taskmaster");
+    for port in service["spec"]["ports"].as_sequence().unwrap() {
+        assert_ne!(
+            port["targetPort"], "metrics",
+            "the Service forwards metrics"
+        );
+    }
+
     // Termination: preStop (time for the ingress to drop the pod), then the
     // server's drain, then margin; all inside the grace period.
     let pre_stop = &container["lifecycle"]["preStop"]["exec"]["command"];

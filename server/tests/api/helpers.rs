@@ -75,6 +75,8 @@ pub fn drop_database(name: &str) {
 
 pub struct TestApp {
     pub address: String,
+    /// `http://…` of the metrics listener, when the config gave it one.
+    pub metrics_address: Option<String>,
     pub client: reqwest::Client,
     /// Direct access to the app's database, for checks behind the API.
     pub db: PgPool,
@@ -123,6 +125,7 @@ impl TestApp {
         tweak(&mut config);
         let app = Application::build(config).await.expect("build app");
         let address = format!("http://{}", app.local_addr());
+        let metrics_address = app.metrics_addr().map(|addr| format!("http://{addr}"));
         let db = app.db().clone();
         let (shutdown, stop) = oneshot::channel::<()>();
         let server = tokio::spawn(app.run_until(async {
@@ -130,6 +133,7 @@ impl TestApp {
         }));
         TestApp {
             address,
+            metrics_address,
             client: reqwest::Client::builder()
                 .timeout(std::time::Duration::from_secs(30))
                 .build()

@@ -177,6 +177,33 @@ async fn readyz_fails_while_the_database_is_unreachable_and_recovers_by_itself()
     assert_eq!(app.get("/api/v1/projects", &user.token).await.status, 200);
 }
 
+/// With METRICS_BIND, /metrics lives on a port of its own and the main port
+/// (the one an Ingress or the edge forwards) answers 404 for it.
+#[tokio::test]
+async fn metrics_can_have_a_listener_of_their_own() {
+    let app = TestApp::spawn_with(|config| {
+        config.metrics_bind = Some("127.0.0.1:0".parse().unwrap());
+    })
+    .await;
+    let user = app.register("Ann").await;
+    app.create_project(&user, "P").await;
+
+    let main = app.request(Method::GET, "/metrics", None, None, &[]).await;
+    main.assert_error(404, "not_found");
+
+    let metrics_url = format!("{}/metrics", app.metrics_address.as_deref().unwrap());
+    let scraped = reqwest::get(&metrics_url).await.unwrap();
+    assert_eq!(scraped.status(), 200);
+    let text = scraped.text().await.unwrap();
+    assert!(text.contains("http_requests_total"), "{text}");
+    assert!(text.contains(r#"route="/api/v1/projects""#), "{text}");
+    // Only metrics there: the API is not served on the metrics port.
+    let api = reqwest::get(metrics_url.replace("/metrics", "/api/v1/projects"))
+        .await
+        .unwrap();
+    assert_eq!(api.status(), 404);
+}
+
 #[tokio::test]
 async fn metrics_are_labelled_by_route_not_url() {
     let app = TestApp::spawn().await;
