@@ -81,6 +81,13 @@ pub struct Config {
     #[arg(long, env = "REDIS_URL")]
     pub redis_url: Option<Secret>,
 
+    /// A Redis Cluster for the real-time bus, comma-separated URLs of any
+    /// of its nodes. Fan-out and presence then use sharded pub/sub, spread
+    /// over the cluster's masters; `REDIS_URL` still holds the cache and
+    /// sessions, which every instance must share.
+    #[arg(long, env = "REDIS_CLUSTER_URLS", value_delimiter = ',')]
+    pub redis_cluster_urls: Vec<Secret>,
+
     /// Prefix of every Redis channel this deployment uses, so several
     /// deployments can share one Redis.
     #[arg(long, env = "REDIS_PREFIX", default_value = "taskmaster")]
@@ -398,6 +405,24 @@ mod tests {
         assert!(config.database_url.is_none());
         assert_eq!(config.max_body_bytes, Config::defaults().max_body_bytes);
         assert_eq!(config.redis_prefix, "tm-a", "flags still count");
+    }
+
+    #[test]
+    fn redis_cluster_urls_are_a_comma_separated_list() {
+        let args = [
+            "taskmaster",
+            "--redis-cluster-urls",
+            "redis://127.0.0.1:7001,redis://127.0.0.1:7002",
+        ];
+        let config = Cli::parse_with(args.map(Into::into), |_| None).config;
+        assert_eq!(
+            config.redis_cluster_urls,
+            vec![
+                Secret::new("redis://127.0.0.1:7001"),
+                Secret::new("redis://127.0.0.1:7002")
+            ]
+        );
+        assert!(Config::defaults().redis_cluster_urls.is_empty());
     }
 
     #[test]

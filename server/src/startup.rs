@@ -16,7 +16,7 @@ use tower::util::MapRequestLayer;
 use crate::app::{App, CommitListener};
 use crate::auth::SWEEP_INTERVAL;
 use crate::cache::{Breaker, Cache, CacheProbe, CacheSettings, MemoryStore, RedisStore, Store};
-use crate::config::{Config, Switch};
+use crate::config::{Config, Secret, Switch};
 use crate::db;
 use crate::db::replicas::{Database, ReplicaProbe};
 use crate::embedded_pg::EmbeddedPostgres;
@@ -44,12 +44,7 @@ impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let (db, embedded) = database(&config).await?;
         db::migrate(&db, DATABASE_PATIENCE).await?;
-        let bus = match &config.redis_url {
-            Some(url) => Bus::redis(url.expose()).with_context(|| {
-                format!("REDIS_URL is not a usable Redis URL: {}", url.redacted())
-            })?,
-            None => Bus::Disabled,
-        };
+        let bus = bus(&config)?;
         let replicas = replica_pools(&config)?;
         let database = Database::new(db.clone(), replicas, config.replica_max_lag());
         let cache = cache(&config)?;
@@ -224,6 +219,39 @@ fn replica_pools(config: &Config) -> anyhow::Result<Vec<PgPool>> {
             ))
         })
         .collect()
+}
+
+/// The bus between instances: on the Redis Cluster when there is one, else
+/// on `REDIS_URL`'s server, else none (a single instance).
+fn bus(config: &Config) -> anyhow::Result<Bus> {
+    if !config.redis_cluster_urls.is_empty() {
+        anyhow::ensure!(
+            config.redis_url.is_some() || config.cache == Switch::Off,
+            "REDIS_CLUSTER_URLS carries only the real-time bus: the cache and sessions need \
+             one Redis every instance shares (REDIS_URL), or CACHE=off"
+        );
+        let nodes: Vec<&str> = config
+            .redis_cluster_urls
+            .iter()
+            .map(Secret::expose)
+            .collect();
+        let redacted: Vec<String> = config
+            .redis_cluster_urls
+            .iter()
+            .map(Secret::redacted)
+            .collect();
+        return Bus::redis_cluster(&nodes).with_context(|| {
+            format!(
+                "REDIS_CLUSTER_URLS are not usable Redis URLs: {}",
+                redacted.join(",")
+            )
+        });
+    }
+    match &config.redis_url {
+        Some(url) => Bus::redis(url.expose())
+            .with_context(|| format!("REDIS_URL is not a usable Redis URL: {}", url.redacted())),
+        None => Ok(Bus::Disabled),
+    }
 }
 
 /// The read cache the configuration asks for: shared through Redis when

@@ -20,9 +20,13 @@ const FAST_BUCKETS: &[f64] = &[
 const LAYOUT_SHIFT_BUCKETS: &[f64] = &[0.01, 0.05, 0.1, 0.25, 0.5, 1.0];
 
 /// Structured logs to stderr; `RUST_LOG` adjusts levels (default `info`).
+/// The redis client's own warnings are left out by default: while a cluster
+/// node is down it logs every reconnection attempt, hundreds a second, and
+/// the bus reports the outage itself (the `redis` check in `/readyz`,
+/// `realtime_fanout_up`).
 pub fn init_logging(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=info"));
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=info,redis=error"));
     let registry = tracing_subscriber::registry().with(filter);
     // A second initialisation (tests build several apps) is harmless: keep the first.
     let _ = match format {

@@ -1,15 +1,19 @@
 //! Messages between server instances, over Redis pub/sub.
 //!
 //! One [`Bus`] carries both the socketioxide adapter's traffic (it implements
-//! the adapter's [`Driver`] trait) and our own channels (committed events,
-//! presence). It is built on redis' `ConnectionManager`, which reconnects and
-//! re-subscribes by itself — the adapter's stock driver does neither. Every
-//! operation has a short timeout: while Redis is down, callers get an error at
-//! once instead of waiting on reconnection attempts, and the instance keeps
-//! serving its own clients.
+//! the adapter's [`Driver`] trait) and our own channels (one per project:
+//! committed events and presence). It runs on one Redis server
+//! (`REDIS_URL`, classic pub/sub over redis' `ConnectionManager`) or on a
+//! Redis Cluster (`REDIS_CLUSTER_URLS`, sharded pub/sub: each channel lives
+//! on the master that owns its slot, so the channels, and the messages, are
+//! spread over the masters instead of all passing through every one).
+//! Both connections reconnect and re-subscribe by themselves — the adapter's
+//! stock driver does neither. Every operation has a short timeout: while
+//! Redis is down, callers get an error at once instead of waiting on
+//! reconnection attempts, and the instance keeps serving its own clients.
 //!
-//! Without `REDIS_URL` the bus is [`Bus::Disabled`]: publishing does nothing
-//! and this instance is the only server.
+//! Without either the bus is [`Bus::Disabled`]: publishing does nothing and
+//! this instance is the only server.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -18,7 +22,9 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{FromRedisValue, PushInfo, PushKind};
+use redis::cluster::{ClusterClientBuilder, ClusterConfig};
+use redis::cluster_async::ClusterConnection;
+use redis::{FromRedisValue, ProtocolVersion, PushInfo, PushKind};
 use socketioxide_redis::drivers::{ChanItem, Driver, MessageStream};
 use tokio::sync::mpsc;
 
@@ -36,7 +42,7 @@ type Handlers = Arc<RwLock<HashMap<String, mpsc::Sender<ChanItem>>>>;
 
 #[derive(Clone)]
 pub struct RedisBus {
-    connection: ConnectionManager,
+    link: Link,
     /// Where messages of each subscribed channel go.
     handlers: Handlers,
     /// Whether the last health check reached Redis.
@@ -49,6 +55,80 @@ pub enum BusError {
     Redis(#[from] redis::RedisError),
     #[error("redis did not answer within {OPERATION_TIMEOUT:?}")]
     Timeout,
+}
+
+/// The connection under the bus.
+#[derive(Clone)]
+enum Link {
+    /// One Redis server: PUBLISH / SUBSCRIBE.
+    Server(ConnectionManager),
+    /// A Redis Cluster: SPUBLISH / SSUBSCRIBE, routed by the channel's slot.
+    Cluster(ClusterConnection),
+}
+
+impl Link {
+    async fn ping(&self) -> Result<(), BusError> {
+        match self.clone() {
+            Link::Server(mut connection) => {
+                timed(redis::cmd("PING").query_async::<()>(&mut connection)).await
+            }
+            // Sent to every master: the bus is only up when all of them are,
+            // since any one of them may hold a project's channel.
+            Link::Cluster(mut connection) => {
+                timed(redis::cmd("PING").query_async::<()>(&mut connection)).await
+            }
+        }
+    }
+
+    async fn publish(&self, channel: String, payload: Vec<u8>) -> Result<(), BusError> {
+        metrics::counter!("bus_messages_published_total").increment(1);
+        match self.clone() {
+            Link::Server(mut connection) => {
+                let mut publish = redis::cmd("PUBLISH");
+                publish.arg(channel).arg(payload);
+                timed(publish.query_async::<()>(&mut connection)).await
+            }
+            Link::Cluster(mut connection) => {
+                let mut publish = redis::cmd("SPUBLISH");
+                publish.arg(channel).arg(payload);
+                timed(publish.query_async::<()>(&mut connection)).await
+            }
+        }
+    }
+
+    async fn subscribe(&self, channel: &str) -> Result<(), BusError> {
+        match self.clone() {
+            Link::Server(mut connection) => timed(connection.subscribe(channel)).await,
+            Link::Cluster(mut connection) => timed(connection.ssubscribe(channel)).await,
+        }
+    }
+
+    async fn unsubscribe(&self, channel: &str) -> Result<(), BusError> {
+        match self.clone() {
+            Link::Server(mut connection) => timed(connection.unsubscribe(channel)).await,
+            Link::Cluster(mut connection) => timed(connection.sunsubscribe(channel)).await,
+        }
+    }
+
+    /// How many connections are subscribed to `channel`.
+    async fn subscribers(&self, channel: &str) -> Result<u16, BusError> {
+        match self.clone() {
+            Link::Server(mut connection) => {
+                let mut numsub = redis::cmd("PUBSUB");
+                numsub.arg("NUMSUB").arg(channel);
+                let (_, count): (String, u16) = timed(numsub.query_async(&mut connection)).await?;
+                Ok(count)
+            }
+            // Asked of every node and merged into one map by the client.
+            Link::Cluster(mut connection) => {
+                let mut numsub = redis::cmd("PUBSUB");
+                numsub.arg("SHARDNUMSUB").arg(channel);
+                let counts: HashMap<String, u16> =
+                    timed(numsub.query_async(&mut connection)).await?;
+                Ok(counts.get(channel).copied().unwrap_or(0))
+            }
+        }
+    }
 }
 
 impl Bus {
@@ -65,6 +145,8 @@ impl Bus {
         let client = redis::Client::open(url.as_str())?;
         let handlers: Handlers = Arc::default();
         let routes = handlers.clone();
+        let up = Arc::new(AtomicBool::new(false));
+        let link_up = up.clone();
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(OPERATION_TIMEOUT))
             .set_response_timeout(Some(OPERATION_TIMEOUT))
@@ -72,14 +154,45 @@ impl Bus {
             .set_max_delay(Duration::from_millis(500))
             .set_automatic_resubscription()
             .set_push_sender(move |push: PushInfo| {
-                route(&routes, push);
+                route(&routes, &link_up, push);
                 Ok::<(), std::convert::Infallible>(())
             });
         let connection = ConnectionManager::new_lazy_with_config(client, config)?;
         Ok(Bus::Redis(RedisBus {
-            connection,
+            link: Link::Server(connection),
             handlers,
-            up: Arc::new(AtomicBool::new(false)),
+            up,
+        }))
+    }
+
+    /// A bus on the Redis Cluster that `nodes` (seed URLs, any of its
+    /// nodes) belong to. Connects in the background: the cluster may be
+    /// down at start.
+    pub fn redis_cluster(nodes: &[&str]) -> anyhow::Result<Bus> {
+        anyhow::ensure!(!nodes.is_empty(), "a Redis Cluster needs at least one node");
+        let handlers: Handlers = Arc::default();
+        let routes = handlers.clone();
+        let up = Arc::new(AtomicBool::new(false));
+        let link_up = up.clone();
+        let client = ClusterClientBuilder::new(nodes.to_vec())
+            .use_protocol(ProtocolVersion::RESP3)
+            .connection_timeout(OPERATION_TIMEOUT)
+            .response_timeout(OPERATION_TIMEOUT)
+            .retries(1)
+            .max_retry_wait(500)
+            .build()?;
+        let config = ClusterConfig::new()
+            .set_connection_timeout(OPERATION_TIMEOUT)
+            .set_response_timeout(OPERATION_TIMEOUT)
+            .set_push_sender(move |push: PushInfo| {
+                route(&routes, &link_up, push);
+                Ok::<(), std::convert::Infallible>(())
+            });
+        let connection = client.get_pending_async_connection_with_config(config);
+        Ok(Bus::Redis(RedisBus {
+            link: Link::Cluster(connection),
+            handlers,
+            up,
         }))
     }
 
@@ -102,9 +215,7 @@ impl Bus {
         let Bus::Redis(bus) = self else {
             return (true, false);
         };
-        let mut connection = bus.connection.clone();
-        let ping = timed(redis::cmd("PING").query_async::<String>(&mut connection)).await;
-        let up = ping.is_ok();
+        let up = bus.link.ping().await.is_ok();
         let was_up = bus.up.swap(up, Ordering::Relaxed);
         if up && !was_up {
             // Subscriptions made while Redis was unreachable never happened;
@@ -115,8 +226,11 @@ impl Bus {
                 .map(|h| h.keys().cloned().collect())
                 .unwrap_or_default();
             for channel in channels {
-                if let Err(error) = timed(connection.subscribe(channel.as_str())).await {
-                    tracing::warn!(%error, channel, "could not re-subscribe");
+                if let Err(error) = bus.link.subscribe(&channel).await {
+                    tracing::warn!(%error, channel, "could not re-subscribe; trying again");
+                    // Counts as down still: the next check tries them all again.
+                    bus.up.store(false, Ordering::Relaxed);
+                    return (false, false);
                 }
             }
         }
@@ -127,7 +241,18 @@ impl Bus {
 /// Hands a pub/sub message to the channel's subscriber. Never blocks: a
 /// subscriber that cannot keep up loses messages (counted), and the periodic
 /// reconciliation with the database fills what was lost.
-fn route(handlers: &Handlers, push: PushInfo) {
+///
+/// A lost connection (to the server, or to any one cluster node) marks the
+/// bus down: the client reconnects by itself, but a node that comes back
+/// still loading, or mid-failover, refuses the re-subscriptions it is sent
+/// then, and nothing would retry them. The next health check that reaches
+/// Redis counts as a recovery, re-issues every subscription and catches up
+/// from the database.
+fn route(handlers: &Handlers, up: &AtomicBool, push: PushInfo) {
+    if push.kind == PushKind::Disconnection {
+        up.store(false, Ordering::Relaxed);
+        return;
+    }
     if !matches!(push.kind, PushKind::Message | PushKind::SMessage) || push.data.len() < 2 {
         return;
     }
@@ -141,6 +266,7 @@ fn route(handlers: &Handlers, push: PushInfo) {
     ) else {
         return;
     };
+    metrics::counter!("bus_messages_received_total").increment(1);
     let sender = handlers.read().ok().and_then(|h| h.get(&channel).cloned());
     if let Some(sender) = sender {
         if sender.try_send((channel, payload)).is_err() {
@@ -156,22 +282,52 @@ async fn timed<T>(operation: impl Future<Output = redis::RedisResult<T>>) -> Res
     }
 }
 
+impl Bus {
+    /// Subscribes to `channel`, handing its messages to `sender` (several
+    /// channels may share one). While Redis is unreachable the subscription
+    /// is remembered and made by the next health check that reaches it.
+    pub async fn listen(
+        &self,
+        channel: String,
+        sender: mpsc::Sender<ChanItem>,
+    ) -> Result<(), BusError> {
+        let Bus::Redis(bus) = self else {
+            return Ok(());
+        };
+        if let Ok(mut handlers) = bus.handlers.write() {
+            handlers.insert(channel.clone(), sender);
+        }
+        if !bus.up.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let result = bus.link.subscribe(&channel).await;
+        if result.is_err() {
+            // The next check that reaches Redis counts as a recovery and
+            // re-issues every subscription, this one included.
+            bus.up.store(false, Ordering::Relaxed);
+        }
+        result
+    }
+
+    /// Ends a subscription made with [`Bus::listen`].
+    pub async fn unlisten(&self, channel: &str) -> Result<(), BusError> {
+        let Bus::Redis(bus) = self else {
+            return Ok(());
+        };
+        if let Ok(mut handlers) = bus.handlers.write() {
+            handlers.remove(channel);
+        }
+        bus.link.unsubscribe(channel).await
+    }
+}
+
 impl Driver for Bus {
     type Error = BusError;
 
     async fn publish(&self, channel: String, payload: Vec<u8>) -> Result<(), BusError> {
         match self {
             Bus::Disabled => Ok(()),
-            Bus::Redis(bus) => {
-                let mut connection = bus.connection.clone();
-                timed(
-                    redis::cmd("PUBLISH")
-                        .arg(channel)
-                        .arg(payload)
-                        .query_async::<()>(&mut connection),
-                )
-                .await
-            }
+            Bus::Redis(bus) => bus.link.publish(channel, payload).await,
         }
     }
 
@@ -188,8 +344,7 @@ impl Driver for Bus {
                     handlers.insert(channel.clone(), sender);
                 }
                 // If Redis is down now, the next successful health check subscribes.
-                let mut connection = bus.connection.clone();
-                if let Err(error) = timed(connection.subscribe(channel.as_str())).await {
+                if let Err(error) = bus.link.subscribe(&channel).await {
                     tracing::warn!(%error, channel, "subscription deferred until Redis answers");
                 }
                 Ok(MessageStream::new(receiver))
@@ -198,32 +353,13 @@ impl Driver for Bus {
     }
 
     async fn unsubscribe(&self, channel: String) -> Result<(), BusError> {
-        match self {
-            Bus::Disabled => Ok(()),
-            Bus::Redis(bus) => {
-                if let Ok(mut handlers) = bus.handlers.write() {
-                    handlers.remove(&channel);
-                }
-                let mut connection = bus.connection.clone();
-                timed(connection.unsubscribe(channel.as_str())).await
-            }
-        }
+        self.unlisten(&channel).await
     }
 
     async fn num_serv(&self, channel: &str) -> Result<u16, BusError> {
         match self {
             Bus::Disabled => Ok(1),
-            Bus::Redis(bus) => {
-                let mut connection = bus.connection.clone();
-                let (_, count): (String, u16) = timed(
-                    redis::cmd("PUBSUB")
-                        .arg("NUMSUB")
-                        .arg(channel)
-                        .query_async(&mut connection),
-                )
-                .await?;
-                Ok(count)
-            }
+            Bus::Redis(bus) => bus.link.subscribers(channel).await,
         }
     }
 }

@@ -186,6 +186,7 @@ impl Realtime {
     ) -> bool {
         loop {
             let stream = self.stream(project);
+            self.ensure_subscribed(project).await;
             let mut state = stream.state.lock().await;
             if state.retired {
                 continue;

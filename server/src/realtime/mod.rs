@@ -16,21 +16,21 @@ mod handlers;
 mod presence;
 mod stream;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use axum::extract::OriginalUri;
-use futures::StreamExt;
 use protocol::{Event, PresenceUser};
 use serde::{Deserialize, Serialize};
 use socketioxide::adapter::Emitter;
 use socketioxide::handler::ConnectHandler;
 use socketioxide::layer::SocketIoLayer;
 use socketioxide::SocketIo;
-use socketioxide_redis::drivers::Driver;
+use socketioxide_redis::drivers::{ChanItem, Driver};
 use socketioxide_redis::{CustomRedisAdapter, RedisAdapterConfig, RedisAdapterCtr};
 use sqlx::PgPool;
+use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use crate::app::{App, CommitListener};
@@ -86,6 +86,10 @@ const HEALTH_EVERY: Duration = Duration::from_secs(1);
 /// How often streams without local sockets are dropped.
 const SWEEP_EVERY: Duration = Duration::from_secs(30);
 
+/// Bus messages waiting for [`Realtime::consume`]; beyond this the bus
+/// drops them (counted) and reconciliation fills in.
+const INBOX_MESSAGES: usize = 8_192;
+
 /// What instances tell each other.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -98,6 +102,9 @@ enum BusMessage {
         project: Uuid,
         users: Vec<PresenceUser>,
     },
+    /// `instance` has just subscribed to `project`: whoever has users there
+    /// says so now rather than at the next heartbeat.
+    PresenceWanted { instance: Uuid, project: Uuid },
 }
 
 /// Socket.IO settings, from [`Config`].
@@ -139,8 +146,11 @@ struct Inner {
     /// Identifies this instance on the bus.
     instance: Uuid,
     settings: RealtimeSettings,
-    /// Our own bus channel; the adapter has its own beside it.
-    channel: String,
+    /// Where the project channels' messages go (see [`Realtime::consume`]).
+    inbox: mpsc::Sender<ChanItem>,
+    /// Projects whose bus channel this instance subscribes to: those with a
+    /// stream here. Held across (un)subscribing, which keeps those in order.
+    subscribed: tokio::sync::Mutex<HashSet<Uuid>>,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
@@ -151,6 +161,7 @@ impl Realtime {
         bus: Bus,
         settings: RealtimeSettings,
     ) -> anyhow::Result<(Realtime, SocketIoLayer<Adapter>)> {
+        let (inbox, messages) = mpsc::channel(INBOX_MESSAGES);
         let realtime = Realtime(Arc::new(Inner {
             app,
             bus: bus.clone(),
@@ -159,7 +170,8 @@ impl Realtime {
             presence: presence::PresenceBook::default(),
             instance: Uuid::new_v4(),
             settings: settings.clone(),
-            channel: format!("{}:realtime", settings.redis_prefix),
+            inbox,
+            subscribed: tokio::sync::Mutex::default(),
             tasks: Mutex::default(),
         }));
         let adapter = RedisAdapterCtr::new_with_driver(
@@ -183,14 +195,7 @@ impl Realtime {
             .map_err(|error| anyhow::anyhow!("socket.io namespace: {error}"))?;
         let _ = realtime.0.io.set(io);
 
-        let mut tasks = Vec::new();
-        if bus.is_enabled() {
-            let messages = bus
-                .subscribe(realtime.0.channel.clone(), 8_192)
-                .await
-                .map_err(|error| anyhow::anyhow!("bus subscription: {error}"))?;
-            tasks.push(tokio::spawn(realtime.clone().consume(messages)));
-        }
+        let mut tasks = vec![tokio::spawn(realtime.clone().consume(messages))];
         tasks.push(tokio::spawn(realtime.clone().watch_bus()));
         tasks.push(tokio::spawn(realtime.clone().reconcile_forever()));
         tasks.push(tokio::spawn(realtime.clone().sweep_forever()));
@@ -248,20 +253,30 @@ impl Realtime {
         tokio::spawn(async move {
             realtime.offer(events.clone()).await;
             if realtime.0.bus.is_enabled() {
+                let Some(project) = project_of(&events) else {
+                    return;
+                };
                 let message = BusMessage::Events {
                     instance: realtime.0.instance,
                     events,
                 };
-                realtime.broadcast(&message).await;
+                realtime.broadcast(project, &message).await;
             }
         });
     }
 
-    async fn broadcast(&self, message: &BusMessage) {
+    /// The bus channel of `project`'s events and presence. Only instances
+    /// with sockets in the project subscribe to it, so a change costs one
+    /// message per instance that has someone to tell, not one per instance.
+    fn channel(&self, project: Uuid) -> String {
+        format!("{}:project:{project}", self.0.settings.redis_prefix)
+    }
+
+    async fn broadcast(&self, project: Uuid, message: &BusMessage) {
         let Ok(payload) = serde_json::to_vec(message) else {
             return;
         };
-        if let Err(error) = self.0.bus.publish(self.0.channel.clone(), payload).await {
+        if let Err(error) = self.0.bus.publish(self.channel(project), payload).await {
             metrics::counter!("bus_publish_failures_total").increment(1);
             tracing::debug!(%error, "bus publish failed; other instances catch up by reconciling");
         }
@@ -269,10 +284,7 @@ impl Realtime {
 
     /// Offers events (all of one project) to that project's local stream.
     async fn offer(&self, events: Vec<Event>) {
-        let Some(project) = events
-            .first()
-            .and_then(|event| Uuid::parse_str(&event.project_id).ok())
-        else {
+        let Some(project) = project_of(&events) else {
             return;
         };
         if let Some(last) = events.last() {
@@ -303,6 +315,49 @@ impl Realtime {
                     }
                 });
             }
+        }
+    }
+
+    /// Subscribes to `project`'s bus channel unless this instance already
+    /// does. A join calls it before reading where the project stands, so
+    /// whatever is committed after that read arrives on the bus.
+    async fn ensure_subscribed(&self, project: Uuid) {
+        if !self.0.bus.is_enabled() {
+            return;
+        }
+        let mut subscribed = self.0.subscribed.lock().await;
+        if subscribed.contains(&project) {
+            return;
+        }
+        subscribed.insert(project);
+        // Remembered even when it fails: the bus re-issues it when Redis is
+        // back, and reconciliation covers the meantime.
+        if let Err(error) = self
+            .0
+            .bus
+            .listen(self.channel(project), self.0.inbox.clone())
+            .await
+        {
+            tracing::warn!(%error, %project, "project subscription deferred until Redis answers");
+            return;
+        }
+        drop(subscribed);
+        let wanted = BusMessage::PresenceWanted {
+            instance: self.0.instance,
+            project,
+        };
+        self.broadcast(project, &wanted).await;
+    }
+
+    /// Ends the subscription to `project`'s channel once its stream is gone
+    /// (a join that made a new one since keeps it).
+    async fn release_subscription(&self, project: Uuid) {
+        let mut subscribed = self.0.subscribed.lock().await;
+        if self.existing_stream(project).is_some() || !subscribed.remove(&project) {
+            return;
+        }
+        if let Err(error) = self.0.bus.unlisten(&self.channel(project)).await {
+            tracing::debug!(%error, %project, "unsubscribe failed; the next reconnection drops it");
         }
     }
 
@@ -361,7 +416,7 @@ impl Realtime {
                 project,
                 users: local.iter().cloned().collect(),
             };
-            self.broadcast(&message).await;
+            self.broadcast(project, &message).await;
         }
     }
 
@@ -381,14 +436,9 @@ impl Realtime {
         self.0.presence.union(project, &local)
     }
 
-    /// Reads messages from the other instances.
-    async fn consume(
-        self,
-        mut messages: socketioxide_redis::drivers::MessageStream<
-            socketioxide_redis::drivers::ChanItem,
-        >,
-    ) {
-        while let Some((_, payload)) = messages.next().await {
+    /// Reads what the other instances publish on the project channels.
+    async fn consume(self, mut messages: mpsc::Receiver<ChanItem>) {
+        while let Some((_, payload)) = messages.recv().await {
             match serde_json::from_slice::<BusMessage>(&payload) {
                 Ok(BusMessage::Events { instance, events }) if instance != self.0.instance => {
                     self.offer(events).await;
@@ -401,6 +451,14 @@ impl Realtime {
                     self.0.presence.remember_remote(project, instance, users);
                     let local = presence::local_users(self.io(), project, None);
                     self.announce_if_changed(project, &local).await;
+                }
+                Ok(BusMessage::PresenceWanted { instance, project })
+                    if instance != self.0.instance =>
+                {
+                    let local = presence::local_users(self.io(), project, None);
+                    if !local.is_empty() {
+                        self.share_presence(project, &local).await;
+                    }
                 }
                 Ok(_) => {}
                 Err(error) => tracing::warn!(%error, "unreadable bus message"),
@@ -506,6 +564,8 @@ impl Realtime {
                         streams.remove(&stream.project);
                         metrics::gauge!("realtime_projects").set(streams.len() as f64);
                     }
+                    drop(state);
+                    self.release_subscription(stream.project).await;
                 }
             }
         }
@@ -537,6 +597,13 @@ impl Realtime {
             self.announce_if_changed(project, &local).await;
         }
     }
+}
+
+/// The project a batch of events belongs to (a batch is always one project's).
+fn project_of(events: &[Event]) -> Option<Uuid> {
+    events
+        .first()
+        .and_then(|event| Uuid::parse_str(&event.project_id).ok())
 }
 
 impl CommitListener for Realtime {

@@ -20,6 +20,7 @@ mod pagination;
 mod perf_guard;
 mod pg_cluster;
 mod realtime;
+mod redis_cluster;
 mod replicas;
 mod retention;
 mod roles;
