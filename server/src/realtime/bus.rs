@@ -81,7 +81,6 @@ impl Link {
     }
 
     async fn publish(&self, channel: String, payload: Vec<u8>) -> Result<(), BusError> {
-        metrics::counter!("bus_messages_published_total").increment(1);
         match self.clone() {
             Link::Server(mut connection) => {
                 let mut publish = redis::cmd("PUBLISH");
@@ -266,7 +265,6 @@ fn route(handlers: &Handlers, up: &AtomicBool, push: PushInfo) {
     ) else {
         return;
     };
-    metrics::counter!("bus_messages_received_total").increment(1);
     let sender = handlers.read().ok().and_then(|h| h.get(&channel).cloned());
     if let Some(sender) = sender {
         if sender.try_send((channel, payload)).is_err() {
@@ -283,6 +281,14 @@ async fn timed<T>(operation: impl Future<Output = redis::RedisResult<T>>) -> Res
 }
 
 impl Bus {
+    /// Publishes `payload` on `channel` (nothing without Redis).
+    pub async fn send(&self, channel: String, payload: Vec<u8>) -> Result<(), BusError> {
+        match self {
+            Bus::Disabled => Ok(()),
+            Bus::Redis(bus) => bus.link.publish(channel, payload).await,
+        }
+    }
+
     /// Subscribes to `channel`, handing its messages to `sender` (several
     /// channels may share one). While Redis is unreachable the subscription
     /// is remembered and made by the next health check that reaches it.
@@ -325,10 +331,10 @@ impl Driver for Bus {
     type Error = BusError;
 
     async fn publish(&self, channel: String, payload: Vec<u8>) -> Result<(), BusError> {
-        match self {
-            Bus::Disabled => Ok(()),
-            Bus::Redis(bus) => bus.link.publish(channel, payload).await,
+        if self.is_enabled() {
+            metrics::counter!("bus_messages_published_total", "kind" => "adapter").increment(1);
         }
+        self.send(channel, payload).await
     }
 
     async fn subscribe(

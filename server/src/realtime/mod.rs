@@ -27,7 +27,7 @@ use socketioxide::adapter::Emitter;
 use socketioxide::handler::ConnectHandler;
 use socketioxide::layer::SocketIoLayer;
 use socketioxide::SocketIo;
-use socketioxide_redis::drivers::{ChanItem, Driver};
+use socketioxide_redis::drivers::ChanItem;
 use socketioxide_redis::{CustomRedisAdapter, RedisAdapterConfig, RedisAdapterCtr};
 use sqlx::PgPool;
 use tokio::sync::mpsc;
@@ -102,8 +102,10 @@ enum BusMessage {
         project: Uuid,
         users: Vec<PresenceUser>,
     },
+    /// `instance` is alive (on the instances channel, every heartbeat).
+    Alive { instance: Uuid },
     /// `instance` has just subscribed to `project`: whoever has users there
-    /// says so now rather than at the next heartbeat.
+    /// says so now rather than at the next refresh.
     PresenceWanted { instance: Uuid, project: Uuid },
 }
 
@@ -195,6 +197,12 @@ impl Realtime {
             .map_err(|error| anyhow::anyhow!("socket.io namespace: {error}"))?;
         let _ = realtime.0.io.set(io);
 
+        if bus.is_enabled() {
+            let channel = realtime.instances_channel();
+            if let Err(error) = bus.listen(channel, realtime.0.inbox.clone()).await {
+                tracing::warn!(%error, "instances channel deferred until Redis answers");
+            }
+        }
         let mut tasks = vec![tokio::spawn(realtime.clone().consume(messages))];
         tasks.push(tokio::spawn(realtime.clone().watch_bus()));
         tasks.push(tokio::spawn(realtime.clone().reconcile_forever()));
@@ -272,11 +280,21 @@ impl Realtime {
         format!("{}:project:{project}", self.0.settings.redis_prefix)
     }
 
+    /// The channel every instance subscribes to: only heartbeats.
+    fn instances_channel(&self) -> String {
+        format!("{}:instances", self.0.settings.redis_prefix)
+    }
+
     async fn broadcast(&self, project: Uuid, message: &BusMessage) {
+        self.send(self.channel(project), message).await;
+    }
+
+    async fn send(&self, channel: String, message: &BusMessage) {
         let Ok(payload) = serde_json::to_vec(message) else {
             return;
         };
-        if let Err(error) = self.0.bus.publish(self.channel(project), payload).await {
+        metrics::counter!("bus_messages_published_total", "kind" => message.kind()).increment(1);
+        if let Err(error) = self.0.bus.send(channel, payload).await {
             metrics::counter!("bus_publish_failures_total").increment(1);
             tracing::debug!(%error, "bus publish failed; other instances catch up by reconciling");
         }
@@ -439,7 +457,12 @@ impl Realtime {
     /// Reads what the other instances publish on the project channels.
     async fn consume(self, mut messages: mpsc::Receiver<ChanItem>) {
         while let Some((_, payload)) = messages.recv().await {
-            match serde_json::from_slice::<BusMessage>(&payload) {
+            let message = serde_json::from_slice::<BusMessage>(&payload);
+            if let Ok(message) = &message {
+                metrics::counter!("bus_messages_received_total", "kind" => message.kind())
+                    .increment(1);
+            }
+            match message {
                 Ok(BusMessage::Events { instance, events }) if instance != self.0.instance => {
                     self.offer(events).await;
                 }
@@ -451,6 +474,9 @@ impl Realtime {
                     self.0.presence.remember_remote(project, instance, users);
                     let local = presence::local_users(self.io(), project, None);
                     self.announce_if_changed(project, &local).await;
+                }
+                Ok(BusMessage::Alive { instance }) if instance != self.0.instance => {
+                    self.0.presence.heard_from(instance);
                 }
                 Ok(BusMessage::PresenceWanted { instance, project })
                     if instance != self.0.instance =>
@@ -476,7 +502,7 @@ impl Realtime {
             if came_back {
                 tracing::info!("bus is back; catching up from the database");
                 self.reconcile().await;
-                self.heartbeat().await;
+                self.refresh_presence().await;
             }
         }
     }
@@ -572,29 +598,55 @@ impl Realtime {
     }
 
     async fn heartbeat_forever(self) {
-        let mut interval = tokio::time::interval(presence::HEARTBEAT);
+        let mut heartbeat = tokio::time::interval(presence::HEARTBEAT);
+        let mut refresh = tokio::time::interval(presence::REFRESH);
+        refresh.tick().await;
         loop {
-            interval.tick().await;
-            self.heartbeat().await;
+            tokio::select! {
+                _ = heartbeat.tick() => self.heartbeat().await,
+                _ = refresh.tick() => self.refresh_presence().await,
+            }
         }
     }
 
-    /// Republishes local presence and expires what other instances stopped
-    /// refreshing.
+    /// Says this instance is alive, and forgets the users of instances that
+    /// stopped saying so.
     async fn heartbeat(&self) {
-        let mut projects: Vec<Uuid> = match self.0.streams.lock() {
+        if self.0.bus.is_enabled() {
+            let alive = BusMessage::Alive {
+                instance: self.0.instance,
+            };
+            self.send(self.instances_channel(), &alive).await;
+        }
+        for project in self.0.presence.forget_silent() {
+            let local = presence::local_users(self.io(), project, None);
+            self.announce_if_changed(project, &local).await;
+        }
+    }
+
+    /// Republishes every local set (healing any update the bus lost).
+    async fn refresh_presence(&self) {
+        let projects: Vec<Uuid> = match self.0.streams.lock() {
             Ok(streams) => streams.keys().copied().collect(),
             Err(_) => return,
         };
-        projects.extend(self.0.presence.remote_projects());
-        projects.sort_unstable();
-        projects.dedup();
         for project in projects {
             let local = presence::local_users(self.io(), project, None);
             if !local.is_empty() {
                 self.share_presence(project, &local).await;
             }
-            self.announce_if_changed(project, &local).await;
+        }
+    }
+}
+
+impl BusMessage {
+    /// The label of its counters in `/metrics`.
+    fn kind(&self) -> &'static str {
+        match self {
+            BusMessage::Events { .. } => "events",
+            BusMessage::Presence { .. } => "presence",
+            BusMessage::PresenceWanted { .. } => "presence_wanted",
+            BusMessage::Alive { .. } => "alive",
         }
     }
 }
