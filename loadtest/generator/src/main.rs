@@ -56,6 +56,11 @@ pub struct Args {
     /// Seconds to wait for deliveries after the last write.
     #[arg(long, default_value_t = 5)]
     pub grace: u64,
+    /// Seconds to keep the clients connected after the measurement ends, so
+    /// an outside sampler (loadtest/bus-bench.sh) can read the servers
+    /// before the disconnects move their counters.
+    #[arg(long, default_value_t = 0)]
+    pub linger: u64,
     /// Pids of the server processes, to report their memory and CPU.
     #[arg(long, value_delimiter = ',')]
     pub server_pid: Vec<u32>,
@@ -177,6 +182,8 @@ async fn main() -> anyhow::Result<()> {
     } else {
         None
     };
+    eprintln!("measured; disconnecting the clients in {}s…", args.linger);
+    tokio::time::sleep(Duration::from_secs(args.linger)).await;
     let _ = stop_tx.send(true);
     let outcomes = futures::future::join_all(clients).await;
     let peak_rss = peak_watch.await.unwrap_or_default();
