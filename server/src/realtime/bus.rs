@@ -344,13 +344,9 @@ impl Driver for Bus {
     ) -> Result<MessageStream<ChanItem>, BusError> {
         match self {
             Bus::Disabled => Ok(MessageStream::new_empty()),
-            Bus::Redis(bus) => {
+            Bus::Redis(_) => {
                 let (sender, receiver) = mpsc::channel(size.max(1));
-                if let Ok(mut handlers) = bus.handlers.write() {
-                    handlers.insert(channel.clone(), sender);
-                }
-                // If Redis is down now, the next successful health check subscribes.
-                if let Err(error) = bus.link.subscribe(&channel).await {
+                if let Err(error) = self.listen(channel.clone(), sender).await {
                     tracing::warn!(%error, channel, "subscription deferred until Redis answers");
                 }
                 Ok(MessageStream::new(receiver))

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use tokio::process::{Child, Command};
 
 use crate::helpers::{TestApp, TestUser};
-use crate::scale::redis_url;
+use crate::scale::{redis_url, wait_for_redis};
 use crate::sockets::{assert_seqs, seqs, Clients, WAIT};
 
 /// A Redis Cluster of three masters (no replicas), torn down on drop.
@@ -77,16 +77,7 @@ impl RedisCluster {
             .spawn()
             .expect("redis-server is installed (scripts/test.sh installs it)");
         self.nodes[node] = Some(child);
-        for _ in 0..100 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .is_ok()
-            {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("redis-server on port {port} did not start");
+        wait_for_redis(port).await;
     }
 
     pub async fn kill(&mut self, node: usize) {

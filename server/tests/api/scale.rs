@@ -174,16 +174,7 @@ impl PrivateRedis {
             .spawn()
             .expect("redis-server is installed (scripts/test.sh installs it)");
         self.child = Some(child);
-        for _ in 0..100 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
-                .await
-                .is_ok()
-            {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("redis-server did not start");
+        wait_for_redis(self.port).await;
     }
 
     pub async fn kill(&mut self) {
@@ -191,6 +182,20 @@ impl PrivateRedis {
             child.kill().await.unwrap();
         }
     }
+}
+
+/// Waits until a freshly started redis-server on `port` accepts connections.
+pub async fn wait_for_redis(port: u16) {
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("redis-server on port {port} did not start");
 }
 
 #[tokio::test]
