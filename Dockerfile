@@ -25,6 +25,8 @@ COPY Cargo.toml Cargo.lock ./
 COPY protocol protocol
 COPY server server
 COPY loadtest/generator loadtest/generator
+COPY loadtest/fanout-baseline loadtest/fanout-baseline
+COPY vendor vendor
 COPY scripts scripts
 COPY web web
 RUN bash scripts/build-web.sh
@@ -37,8 +39,11 @@ COPY Cargo.toml Cargo.lock ./
 COPY protocol protocol
 COPY server server
 COPY migrations migrations
-# A workspace member; copied so the workspace resolves (it is not built here).
+# Workspace members; copied so the workspace resolves (they are not built here).
 COPY loadtest/generator loadtest/generator
+COPY loadtest/fanout-baseline loadtest/fanout-baseline
+# The patched engineioxide ([patch.crates-io] in Cargo.toml).
+COPY vendor vendor
 RUN cargo build --release --locked -p taskmaster-server
 
 FROM debian:bookworm-slim

@@ -236,3 +236,11 @@ pub fn assert_seqs(events: &[Value], first: i64, last: i64, who: &str) {
         );
     }
 }
+
+/// vendor/engineioxide.patch keeps a slot of every socket's send queue small
+/// (see vendor/README.md); without it a slot is 184 bytes.
+#[test]
+fn a_slot_of_the_send_queue_takes_at_most_48_bytes() {
+    let slot = std::mem::size_of::<engineioxide_core::PacketBuf>();
+    assert!(slot <= 48, "a queued PacketBuf takes {slot} bytes");
+}
