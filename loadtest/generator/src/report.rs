@@ -261,6 +261,9 @@ pub struct Report {
     /// Server memory added per connected client: resident memory once all
     /// had joined, less before the first connected, over the clients.
     server_kib_per_client: Option<f64>,
+    /// The same under load: peak resident memory while writing, less before
+    /// the first connected, over the clients (what sizing must allow for).
+    server_peak_kib_per_client: Option<f64>,
     reads: Option<usize>,
     server_cpu_us_per_read: Option<f64>,
     /// The generator's own CPU time over the whole run (it shares the
@@ -337,6 +340,9 @@ impl Report {
             server_kib_per_client: (measured && counters.connected() > 0).then(|| {
                 rss_connected.saturating_sub(rss_before_connect) as f64
                     / counters.connected() as f64
+            }),
+            server_peak_kib_per_client: (measured && counters.connected() > 0).then(|| {
+                peak_rss_kib.saturating_sub(rss_before_connect) as f64 / counters.connected() as f64
             }),
             reads: reads.map(|(done, _)| done),
             server_cpu_us_per_read: reads
