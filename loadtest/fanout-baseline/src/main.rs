@@ -56,7 +56,7 @@ struct Args {
     bind: String,
 }
 
-/// One project: its single task, its change log and the seq of the last change.
+/// One project: its single task and its change log (seq N is `log[N - 1]`).
 struct Project {
     task: Task,
     log: Vec<Event>,

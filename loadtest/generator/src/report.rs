@@ -302,6 +302,11 @@ impl Report {
         let measured = !args.server_pid.is_empty();
         let cpu = after.cpu_seconds - before.cpu_seconds;
         let window = (args.duration + args.grace) as f64;
+        let connected = counters.connected();
+        let kib_per_client = |rss_kib: u64| {
+            (measured && connected > 0)
+                .then(|| rss_kib.saturating_sub(rss_before_connect) as f64 / connected as f64)
+        };
         Report {
             instances: args.url.len(),
             clients: args.clients,
@@ -337,13 +342,8 @@ impl Report {
             server_cpu_us_per_delivery: (measured && deliveries > 0)
                 .then(|| cpu * 1e6 / deliveries as f64),
             server_peak_rss_mib: measured.then(|| peak_rss_kib as f64 / 1024.0),
-            server_kib_per_client: (measured && counters.connected() > 0).then(|| {
-                rss_connected.saturating_sub(rss_before_connect) as f64
-                    / counters.connected() as f64
-            }),
-            server_peak_kib_per_client: (measured && counters.connected() > 0).then(|| {
-                peak_rss_kib.saturating_sub(rss_before_connect) as f64 / counters.connected() as f64
-            }),
+            server_kib_per_client: kib_per_client(rss_connected),
+            server_peak_kib_per_client: kib_per_client(peak_rss_kib),
             reads: reads.map(|(done, _)| done),
             server_cpu_us_per_read: reads
                 .filter(|(done, _)| measured && *done > 0)
