@@ -40,12 +40,6 @@ impl fmt::Display for Refused {
     }
 }
 
-/// Every socket of a user is in this room, so a revocation can reach them on
-/// every instance through the adapter.
-pub fn user_room(user: Uuid) -> String {
-    format!("user:{user}")
-}
-
 /// Handshake middleware: checks the `auth` token before the connection is
 /// accepted, and registers the event handlers here — before the client can
 /// send anything — so a `join` sent right on `connect` is never missed.
@@ -71,7 +65,6 @@ pub async fn authenticate(
         name: actor.user.name.clone(),
         actor,
     });
-    socket.join(user_room(id));
 
     socket.on("join", on_join);
     socket.on("leave", on_leave);
@@ -93,13 +86,15 @@ async fn on_disconnect(
 ) {
     metrics::gauge!("realtime_connections").decrement(1.0);
     tracing::debug!(socket = %socket.id, ?reason, "socket disconnected");
-    for room in socket.rooms() {
-        if let Some(project) = room
-            .strip_prefix("project:")
-            .and_then(|id| Uuid::parse_str(id).ok())
-        {
-            realtime.presence_changed(project, Some(socket.id)).await;
-        }
+    let projects: Vec<Uuid> = socket
+        .rooms()
+        .iter()
+        .filter_map(|room| room.strip_prefix("project:"))
+        .filter_map(|id| Uuid::parse_str(id).ok())
+        .collect();
+    realtime.forget(&projects, socket.id).await;
+    for project in projects {
+        realtime.presence_changed(project, Some(socket.id)).await;
     }
 }
 
@@ -164,7 +159,10 @@ async fn on_join(
         let _ = ack.send(&refusal("invalid_since", "since must not be negative"));
         return;
     }
-    if realtime.join(&socket, project, request.since, ack).await {
+    if realtime
+        .join(&socket, user.id, project, request.since, ack)
+        .await
+    {
         let users = realtime.current_presence(project);
         presence::tell(&socket, project, &users);
         realtime.presence_changed(project, None).await;
@@ -180,6 +178,7 @@ impl Realtime {
     async fn join(
         &self,
         socket: &SocketRef<Adapter>,
+        user: Uuid,
         project: Uuid,
         since: Option<i64>,
         ack: AckSender<Adapter>,
@@ -199,10 +198,7 @@ impl Realtime {
                 }
             };
             state.start(latest);
-            if let Err(error) = state
-                .fill(self.io(), &stream, self.db(), Some(latest))
-                .await
-            {
+            if let Err(error) = state.fill(&stream, self.db(), Some(latest)).await {
                 let _ = ack.send(&api_refusal(&error));
                 return false;
             }
@@ -239,7 +235,7 @@ impl Realtime {
                     return false;
                 }
             }
-            socket.join(stream.room.clone());
+            state.subscribe(&stream, user, socket);
             let _ = ack.send(&json!({"ok": true, "seq": subscribed_at}));
             // Its client reads the task list next: have it ready.
             self.app().warm(project);
@@ -322,7 +318,7 @@ async fn on_leave(
         let _ = ack.send(&json!({"ok": true}));
         return;
     };
-    socket.leave(stream::room(project));
+    realtime.unsubscribe(project, &socket).await;
     let _ = ack.send(&json!({"ok": true}));
     realtime.presence_changed(project, None).await;
 }

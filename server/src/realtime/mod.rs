@@ -107,6 +107,13 @@ enum BusMessage {
     /// `instance` has just subscribed to `project`: whoever has users there
     /// says so now rather than at the next refresh.
     PresenceWanted { instance: Uuid, project: Uuid },
+    /// `user` is no longer a member of `project`: every instance ends that
+    /// user's subscriptions to it.
+    Revoked {
+        instance: Uuid,
+        project: Uuid,
+        user: Uuid,
+    },
 }
 
 /// Socket.IO settings, from [`Config`].
@@ -313,10 +320,10 @@ impl Realtime {
             return;
         };
         let mut state = stream.state.lock().await;
-        let gap = state.offer(self.io(), &stream, events);
+        let gap = state.offer(events);
         if gap {
             if state.gap_is_urgent() {
-                if let Err(error) = state.fill(self.io(), &stream, self.db(), None).await {
+                if let Err(error) = state.fill(&stream, self.db(), None).await {
                     tracing::warn!(%error, "gap fill failed");
                 }
             } else if state.schedule_fill() {
@@ -325,10 +332,7 @@ impl Realtime {
                 tokio::spawn(async move {
                     tokio::time::sleep(stream::GAP_GRACE).await;
                     let mut state = stream.state.lock().await;
-                    if let Err(error) = state
-                        .fill(realtime.io(), &stream, realtime.db(), None)
-                        .await
-                    {
+                    if let Err(error) = state.fill(&stream, realtime.db(), None).await {
                         tracing::warn!(%error, "gap fill failed");
                     }
                 });
@@ -398,20 +402,45 @@ impl Realtime {
     }
 
     /// Makes every socket of `user` leave `project`, on every instance (a
-    /// removed member's subscription ends at once).
+    /// removed member's subscription ends at once): here, and on the other
+    /// instances with sockets in the project through its bus channel.
     pub async fn revoke(&self, project: Uuid, user: Uuid) {
-        let result = self
-            .io()
-            .to(handlers::user_room(user))
-            .leave(stream::room(project))
-            .await;
-        if let Err(error) = result {
-            tracing::warn!(%error, "could not revoke on other instances; revoking locally");
-            for socket in self.io().local().to(handlers::user_room(user)).sockets() {
-                socket.leave(stream::room(project));
+        self.revoke_locally(project, user).await;
+        if self.0.bus.is_enabled() {
+            let message = BusMessage::Revoked {
+                instance: self.0.instance,
+                project,
+                user,
+            };
+            self.broadcast(project, &message).await;
+        }
+    }
+
+    async fn revoke_locally(&self, project: Uuid, user: Uuid) {
+        if let Some(stream) = self.existing_stream(project) {
+            let revoked = stream.state.lock().await.unsubscribe_user(&stream, user);
+            if revoked > 0 {
+                tracing::debug!(%project, %user, sockets = revoked, "membership revoked");
             }
         }
         self.presence_changed(project, None).await;
+    }
+
+    /// Ends `socket`'s subscription to `project`.
+    async fn unsubscribe(&self, project: Uuid, socket: &socketioxide::extract::SocketRef<Adapter>) {
+        match self.existing_stream(project) {
+            Some(stream) => stream.state.lock().await.unsubscribe(&stream, socket),
+            None => socket.leave(stream::room(project)),
+        }
+    }
+
+    /// Forgets a disconnected socket in every stream it was subscribed to.
+    async fn forget(&self, projects: &[Uuid], socket: socketioxide::socket::Sid) {
+        for project in projects {
+            if let Some(stream) = self.existing_stream(*project) {
+                stream.state.lock().await.forget(socket);
+            }
+        }
     }
 
     /// Recomputes a project's presence after a local change, shares the local
@@ -486,6 +515,13 @@ impl Realtime {
                         self.share_presence(project, &local).await;
                     }
                 }
+                Ok(BusMessage::Revoked {
+                    instance,
+                    project,
+                    user,
+                }) if instance != self.0.instance => {
+                    self.revoke_locally(project, user).await;
+                }
                 Ok(_) => {}
                 Err(error) => tracing::warn!(%error, "unreadable bus message"),
             }
@@ -548,10 +584,7 @@ impl Realtime {
                 .is_some_and(|delivered| delivered < last_seq)
             {
                 metrics::counter!("realtime_reconcile_catch_ups_total").increment(1);
-                if let Err(error) = state
-                    .fill(self.io(), &stream, self.db(), Some(last_seq))
-                    .await
-                {
+                if let Err(error) = state.fill(&stream, self.db(), Some(last_seq)).await {
                     tracing::warn!(%error, "reconcile fill failed");
                 }
             }
@@ -567,32 +600,19 @@ impl Realtime {
                 Err(_) => continue,
             };
             for stream in streams {
-                if !self
-                    .io()
-                    .local()
-                    .to(stream.room.clone())
-                    .sockets()
-                    .is_empty()
-                {
+                let mut state = stream.state.lock().await;
+                // A join subscribes under this lock, so none can slip in
+                // between the check and the retirement.
+                if state.has_subscribers() {
                     continue;
                 }
-                let mut state = stream.state.lock().await;
-                // Re-check under the lock: a join holds it while entering the room.
-                if self
-                    .io()
-                    .local()
-                    .to(stream.room.clone())
-                    .sockets()
-                    .is_empty()
-                {
-                    state.retired = true;
-                    if let Ok(mut streams) = self.0.streams.lock() {
-                        streams.remove(&stream.project);
-                        metrics::gauge!("realtime_projects").set(streams.len() as f64);
-                    }
-                    drop(state);
-                    self.release_subscription(stream.project).await;
+                state.retired = true;
+                if let Ok(mut streams) = self.0.streams.lock() {
+                    streams.remove(&stream.project);
+                    metrics::gauge!("realtime_projects").set(streams.len() as f64);
                 }
+                drop(state);
+                self.release_subscription(stream.project).await;
             }
         }
     }
@@ -646,6 +666,7 @@ impl BusMessage {
             BusMessage::Events { .. } => "events",
             BusMessage::Presence { .. } => "presence",
             BusMessage::PresenceWanted { .. } => "presence_wanted",
+            BusMessage::Revoked { .. } => "revoked",
             BusMessage::Alive { .. } => "alive",
         }
     }

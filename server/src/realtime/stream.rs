@@ -9,8 +9,16 @@
 //! it is filled, from the bus or, after a short grace period, from the
 //! `events` table (which has every committed event: seq N commits only after
 //! N-1 did, because both hold the project lock). Delivery happens under the
-//! stream's lock, so a join (which replays and then enters the room under the
+//! stream's lock, so a join (which replays and then subscribes under the
 //! same lock) sees a clean boundary.
+//!
+//! The stream keeps the list of this instance's sockets subscribed to the
+//! project, and each event is encoded once and the same bytes queued on
+//! every one of them: looking sockets up in the room and encoding per socket
+//! cost as much as the rest of delivery. Every change of a subscription
+//! (join, leave, disconnect, revocation, a slow consumer cut off) goes
+//! through the stream, under its lock, and also updates the Socket.IO room,
+//! which presence reads.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -18,10 +26,11 @@ use std::time::Duration;
 use protocol::Event;
 use serde_json::value::RawValue;
 use socketioxide::extract::SocketRef;
+use socketioxide::socket::{EncodedEvent, Sid};
 use socketioxide::{SendError, SocketError};
 use uuid::Uuid;
 
-use super::{Adapter, Io};
+use super::Adapter;
 use crate::db;
 
 /// How long an early event waits for the ones before it to arrive over the
@@ -42,10 +51,17 @@ pub struct StreamState {
     /// Last seq delivered to the room; `None` until the first join sets it.
     pub delivered: Option<i64>,
     pending: BTreeMap<i64, Event>,
+    /// This instance's sockets subscribed to the project, with their users.
+    subscribers: Vec<Subscriber>,
     /// Set when the stream is dropped from the registry; a join that finds
     /// it retired starts over with a fresh stream.
     pub retired: bool,
     fill_scheduled: bool,
+}
+
+struct Subscriber {
+    user: Uuid,
+    socket: SocketRef<Adapter>,
 }
 
 pub fn room(project: Uuid) -> String {
@@ -60,6 +76,7 @@ impl ProjectStream {
             state: tokio::sync::Mutex::new(StreamState {
                 delivered: None,
                 pending: BTreeMap::new(),
+                subscribers: Vec::new(),
                 retired: false,
                 fill_scheduled: false,
             }),
@@ -70,12 +87,7 @@ impl ProjectStream {
 impl StreamState {
     /// Takes `events` (any order, duplicates allowed) and delivers every one
     /// that is next in line. Returns whether a gap remains (early events wait).
-    pub fn offer(
-        &mut self,
-        io: &Io,
-        stream: &ProjectStream,
-        events: impl IntoIterator<Item = Event>,
-    ) -> bool {
+    pub fn offer(&mut self, events: impl IntoIterator<Item = Event>) -> bool {
         let Some(mut delivered) = self.delivered else {
             return false;
         };
@@ -87,7 +99,7 @@ impl StreamState {
             self.pending.insert(event.seq, event);
         }
         while let Some(event) = self.pending.remove(&(delivered + 1)) {
-            deliver(io, &stream.room, &event);
+            self.deliver(&event);
             delivered = event.seq;
         }
         self.delivered = Some(delivered);
@@ -108,7 +120,6 @@ impl StreamState {
     /// earliest pending event) and delivers it.
     pub async fn fill(
         &mut self,
-        io: &Io,
         stream: &ProjectStream,
         db: &sqlx::PgPool,
         until: Option<i64>,
@@ -130,7 +141,7 @@ impl StreamState {
                 return Ok(());
             }
             metrics::counter!("realtime_gap_fill_events_total").increment(events.len() as u64);
-            self.offer(io, stream, events);
+            self.offer(events);
         }
     }
 
@@ -141,22 +152,84 @@ impl StreamState {
     }
 }
 
-/// Sends one event to every local socket in `room`. A socket whose send
-/// buffer is full is too slow to keep up: it is disconnected (bounding the
-/// memory it can hold) and recovers by re-joining with `since`.
-fn deliver(io: &Io, room: &str, event: &Event) {
-    let Ok(payload) = serde_json::value::to_raw_value(event) else {
-        tracing::error!(seq = event.seq, "event did not serialise");
-        return;
-    };
-    record_fanout_latency(event);
-    let mut delivered = 0u64;
-    for socket in io.local().to(room.to_owned()).sockets() {
-        if send(&socket, &payload) {
-            delivered += 1;
+impl StreamState {
+    /// Adds `socket` to the sockets every event is sent to, and to the room.
+    /// Joining twice subscribes once.
+    pub fn subscribe(&mut self, stream: &ProjectStream, user: Uuid, socket: &SocketRef<Adapter>) {
+        if !self.subscribers.iter().any(|s| s.socket.id == socket.id) {
+            self.subscribers.push(Subscriber {
+                user,
+                socket: socket.clone(),
+            });
         }
+        socket.join(stream.room.clone());
     }
-    metrics::counter!("realtime_deliveries_total").increment(delivered);
+
+    /// Removes one socket: no event is queued on it once this returns.
+    pub fn unsubscribe(&mut self, stream: &ProjectStream, socket: &SocketRef<Adapter>) {
+        self.subscribers.retain(|s| s.socket.id != socket.id);
+        socket.leave(stream.room.clone());
+    }
+
+    /// Removes every socket of `user` (a revoked membership); returns how
+    /// many there were.
+    pub fn unsubscribe_user(&mut self, stream: &ProjectStream, user: Uuid) -> usize {
+        let before = self.subscribers.len();
+        self.subscribers.retain(|s| {
+            let revoked = s.user == user;
+            if revoked {
+                s.socket.leave(stream.room.clone());
+            }
+            !revoked
+        });
+        before - self.subscribers.len()
+    }
+
+    /// Forgets a socket that is gone (its rooms go with it).
+    pub fn forget(&mut self, socket: Sid) {
+        self.subscribers.retain(|s| s.socket.id != socket);
+    }
+
+    /// Whether any subscriber is still connected (the others are forgotten:
+    /// a socket cut off for being slow has left its rooms before it goes).
+    pub fn has_subscribers(&mut self) -> bool {
+        self.subscribers.retain(|s| s.socket.connected());
+        !self.subscribers.is_empty()
+    }
+
+    /// Sends one event to every subscriber: encoded once, the same bytes
+    /// queued on each. A socket whose send buffer is full is too slow to
+    /// keep up: it is dropped from the list and disconnected (bounding the
+    /// memory it can hold) and recovers by re-joining with `since`; a socket
+    /// that is gone is dropped from the list.
+    fn deliver(&mut self, event: &Event) {
+        record_fanout_latency(event);
+        let Some(first) = self.subscribers.first() else {
+            return;
+        };
+        let encoded = match first.socket.encode_event("event", event) {
+            Ok(encoded) => encoded,
+            Err(error) => {
+                tracing::error!(seq = event.seq, %error, "event did not serialise");
+                return;
+            }
+        };
+        let mut delivered = 0u64;
+        self.subscribers.retain(
+            |subscriber| match send_encoded(&subscriber.socket, &encoded) {
+                Sent::Queued => {
+                    delivered += 1;
+                    true
+                }
+                Sent::Full => {
+                    cut_off(&subscriber.socket);
+                    false
+                }
+                Sent::Closed => false,
+            },
+        );
+        metrics::counter!("realtime_deliveries_total").increment(delivered);
+    }
 }
 
 /// What happened to one event sent to one socket.
@@ -173,7 +246,7 @@ pub enum Sent {
 pub fn try_send(socket: &SocketRef<Adapter>, payload: &RawValue) -> Sent {
     match socket.emit("event", payload) {
         Ok(()) => Sent::Queued,
-        Err(SendError::Socket(SocketError::InternalChannelFull)) => Sent::Full,
+        Err(SendError::Socket(error)) => sent(socket, error),
         Err(error) => {
             metrics::counter!("realtime_send_failures_total").increment(1);
             tracing::debug!(socket = %socket.id, %error, "could not send an event");
@@ -182,34 +255,54 @@ pub fn try_send(socket: &SocketRef<Adapter>, payload: &RawValue) -> Sent {
     }
 }
 
-/// Live delivery: a socket whose buffer is full is too slow to keep up. It
-/// leaves its rooms at once (nothing more is queued for it, so its memory
-/// stays bounded) and is disconnected as soon as the disconnect packet fits
-/// in its buffer; a client that never reads again is dropped by the
-/// heartbeat. True if the event was queued.
-pub fn send(socket: &SocketRef<Adapter>, payload: &RawValue) -> bool {
-    match try_send(socket, payload) {
-        Sent::Queued => true,
-        Sent::Full => {
-            metrics::counter!("realtime_slow_consumers_disconnected_total").increment(1);
-            tracing::info!(socket = %socket.id, "disconnecting a socket that cannot keep up");
-            socket.leave_all();
-            let socket = socket.clone();
-            tokio::spawn(async move {
-                let deadline = tokio::time::Instant::now() + SLOW_CONSUMER_PATIENCE;
-                while tokio::time::Instant::now() < deadline {
-                    match socket.clone().disconnect() {
-                        Err(SocketError::InternalChannelFull) => {
-                            tokio::time::sleep(Duration::from_millis(100)).await;
-                        }
-                        _ => return,
-                    }
-                }
-            });
-            false
-        }
-        Sent::Closed => false,
+fn send_encoded(socket: &SocketRef<Adapter>, event: &EncodedEvent) -> Sent {
+    match socket.emit_encoded(event) {
+        Ok(()) => Sent::Queued,
+        Err(error) => sent(socket, error),
     }
+}
+
+fn sent(socket: &SocketRef<Adapter>, error: SocketError) -> Sent {
+    match error {
+        SocketError::InternalChannelFull => Sent::Full,
+        error => {
+            metrics::counter!("realtime_send_failures_total").increment(1);
+            tracing::debug!(socket = %socket.id, %error, "could not send an event");
+            Sent::Closed
+        }
+    }
+}
+
+/// Marks a socket being disconnected for being too slow, so that the other
+/// projects it is subscribed to do not each start a disconnect of their own.
+#[derive(Clone)]
+struct CutOff;
+
+/// Cuts off a socket whose buffer is full: too slow to keep up. It leaves
+/// its rooms at once (presence no longer counts it) and is disconnected as
+/// soon as the disconnect packet fits in its buffer; a client that never
+/// reads again is dropped by the heartbeat. The other streams it is
+/// subscribed to drop it when it is gone, or at once if still full.
+fn cut_off(socket: &SocketRef<Adapter>) {
+    if socket.extensions.get::<CutOff>().is_some() {
+        return;
+    }
+    socket.extensions.insert(CutOff);
+    metrics::counter!("realtime_slow_consumers_disconnected_total").increment(1);
+    tracing::info!(socket = %socket.id, "disconnecting a socket that cannot keep up");
+    socket.leave_all();
+    let socket = socket.clone();
+    tokio::spawn(async move {
+        let deadline = tokio::time::Instant::now() + SLOW_CONSUMER_PATIENCE;
+        while tokio::time::Instant::now() < deadline {
+            match socket.clone().disconnect() {
+                Err(SocketError::InternalChannelFull) => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                _ => return,
+            }
+        }
+    });
 }
 
 /// How long a cut-off socket's disconnect is retried; past this the

@@ -317,8 +317,8 @@ async fn fan_out_presence_and_revocation_run_on_sharded_pub_sub() {
     let took = joined.elapsed();
     assert!(took < Duration::from_secs(3), "presence took {took:?}");
 
-    // Removing the member on a ends its subscription on b at once (the
-    // Socket.IO adapter's request, over the cluster).
+    // Removing the member on a ends its subscription on b at once (a
+    // `revoked` message on the project's channel, over the cluster).
     let removed = a
         .delete(
             &format!("/api/v1/projects/{lone}/members/{}", member.id),

@@ -290,3 +290,58 @@ async fn nothing_is_lost_across_a_redis_restart_and_a_dropped_connection() {
         .await;
     assert_eq!(ready.body["checks"]["redis"], "ok", "{}", ready.text);
 }
+
+#[tokio::test]
+async fn removing_a_member_on_one_instance_ends_its_subscriptions_on_the_other() {
+    let (a, b) = two_instances(&redis_url()).await;
+    let owner = a.register("Owner").await;
+    let member = a.register("Member").await;
+    let project = a.create_project(&owner, "P").await;
+    a.add_member(&owner, &project, &member, "editor").await;
+    let mut clients = Clients::start().await;
+    // Two sockets of the member on b, and one of the owner on b, who stays.
+    for id in ["m1", "m2"] {
+        clients
+            .connect(id, &b.address, Some(&member.token), "websocket")
+            .await
+            .unwrap();
+        assert_eq!(clients.join(id, &project, None).await["ok"], true);
+    }
+    clients
+        .connect("owner", &b.address, Some(&owner.token), "websocket")
+        .await
+        .unwrap();
+    assert_eq!(clients.join("owner", &project, None).await["ok"], true);
+    a.create_task(&owner, &project, json!({"title": "before"}))
+        .await;
+    for id in ["m1", "m2", "owner"] {
+        assert_seqs(&clients.events(id, 1, crate::sockets::WAIT).await, 1, 1, id);
+    }
+
+    let removed = a
+        .delete(
+            &format!("/api/v1/projects/{project}/members/{}", member.id),
+            &owner.token,
+        )
+        .await;
+    assert_eq!(removed.status, 204);
+    // The revocation is published on the project's channel before the
+    // removal is answered, so it reaches b before the next event does.
+    a.create_task(&owner, &project, json!({"title": "after"}))
+        .await;
+    assert_seqs(
+        &clients.events("owner", 1, crate::sockets::WAIT).await,
+        2,
+        2,
+        "owner",
+    );
+    for id in ["m1", "m2"] {
+        assert!(
+            clients
+                .events(id, 1, Duration::from_millis(500))
+                .await
+                .is_empty(),
+            "{id} still receives after its membership was removed"
+        );
+    }
+}
