@@ -411,6 +411,8 @@ pub struct Curl {
     pub version: String,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// Bytes received for the body, before curl decoded any compression.
+    pub downloaded: usize,
 }
 
 impl Curl {
@@ -488,13 +490,18 @@ pub async fn curl(cert: &Path, args: &[&str]) -> Curl {
         .arg(&headers)
         .arg("-o")
         .arg(&body)
-        .args(["-w", "%{http_version} %{http_code}"])
+        .args(["-w", "%{http_version} %{http_code} %{size_download}"])
         .args(args)
         .output()
         .await
         .expect("curl runs");
     let written = String::from_utf8_lossy(&output.stdout).to_string();
-    let (version, status) = written.split_once(' ').unwrap_or(("", "0"));
+    let mut written = written.split(' ');
+    let (version, status, downloaded) = (
+        written.next().unwrap_or_default(),
+        written.next().unwrap_or("0"),
+        written.next().unwrap_or("0"),
+    );
     let raw = std::fs::read_to_string(&headers).unwrap_or_default();
     // With redirects or 100-continue there are several blocks: the last counts.
     let last = raw.trim_end().rsplit("\r\n\r\n").next().unwrap_or_default();
@@ -508,6 +515,7 @@ pub async fn curl(cert: &Path, args: &[&str]) -> Curl {
             .map(|(name, value)| (name.trim().to_owned(), value.trim().to_owned()))
             .collect(),
         body: std::fs::read(&body).unwrap_or_default(),
+        downloaded: downloaded.trim().parse().unwrap_or(0),
     }
 }
 
@@ -1073,6 +1081,124 @@ async fn socketio_over_websocket_and_long_polling_through_the_edge() {
         .collect();
         assert_eq!(upstreams.len(), 1, "{cookie}: {upstreams:?}");
     }
+}
+
+/// Engine.IO long-polling spoken by hand through the edge, so the test sees
+/// each poll's encoding and size: a batch of events is compressed as the
+/// client asks, and decodes to the same packets.
+#[tokio::test]
+async fn long_polling_batches_are_compressed_at_the_edge() {
+    let cluster = Cluster::start(2, &[]).await;
+    let edge = &cluster.edge;
+    let token = cluster.user("ada").await;
+    let project = cluster.project(&token).await;
+    let cookie = "Cookie: tm_route=poller";
+    let open = edge
+        .curl(&[
+            &edge.url("/socket.io/?EIO=4&transport=polling"),
+            "-H",
+            cookie,
+        ])
+        .await;
+    let open = String::from_utf8(open.body).unwrap();
+    let handshake: Value = serde_json::from_str(open.strip_prefix('0').unwrap()).unwrap();
+    let sid = handshake["sid"].as_str().unwrap().to_owned();
+    poll(
+        edge,
+        cookie,
+        &sid,
+        "identity",
+        Some(format!("40{}", json!({"token": token}))),
+    )
+    .await;
+    let connected = poll(edge, cookie, &sid, "identity", None).await;
+    let connected = String::from_utf8(connected.body).unwrap();
+    assert!(
+        connected
+            .split('\u{1e}')
+            .any(|packet| packet.starts_with("40{")),
+        "{connected}"
+    );
+    let join = json!(["join", {"project_id": project}]);
+    poll(edge, cookie, &sid, "identity", Some(format!("420{join}"))).await;
+    let joined = String::from_utf8(poll(edge, cookie, &sid, "identity", None).await.body).unwrap();
+    assert!(joined.contains(r#"430[{"ok":true"#), "{joined}");
+
+    for (round, encoding) in [(0, "br"), (1, "gzip"), (2, "identity")] {
+        for n in 0..8 {
+            let created = edge
+                .api(
+                    "POST",
+                    &format!("/api/v1/projects/{project}/tasks"),
+                    Some(&token),
+                    Some(json!({
+                        "title": format!("round {round} task {n}: write the importer for tasks.json"),
+                        "description": "Parse the Task Master file, map statuses and priorities, keep dependencies. ".repeat(3),
+                    })),
+                )
+                .await;
+            assert_eq!(created.status, 201);
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let batch = poll(edge, cookie, &sid, encoding, None).await;
+        let expected = (encoding != "identity").then_some(encoding);
+        assert_eq!(batch.header("content-encoding"), expected, "{encoding}");
+        let text = String::from_utf8(batch.body.clone()).unwrap();
+        let events: Vec<Value> = text
+            .split('\u{1e}')
+            .filter_map(|packet| packet.strip_prefix("42"))
+            .map(|packet| serde_json::from_str::<Value>(packet).unwrap())
+            .filter(|packet| packet[0] == "event")
+            .map(|packet| packet[1].clone())
+            .collect();
+        let first = 1 + 8 * round;
+        assert_seqs(&events, first, first + 7, encoding);
+        if let Some(encoding) = expected {
+            assert!(
+                batch.downloaded * 3 < text.len(),
+                "{encoding}: {} bytes on the wire for {} of packets",
+                batch.downloaded,
+                text.len()
+            );
+            println!(
+                "{encoding}: a poll of 8 events, {} bytes, arrived as {} ({:.0} %)",
+                text.len(),
+                batch.downloaded,
+                100.0 * batch.downloaded as f64 / text.len() as f64
+            );
+        }
+    }
+}
+
+/// One Engine.IO long-polling request of session `sid` through the edge:
+/// a GET (a poll) without `body`, a POST with it.
+async fn poll(edge: &Edge, cookie: &str, sid: &str, encoding: &str, body: Option<String>) -> Curl {
+    let url = edge.url(&format!("/socket.io/?EIO=4&transport=polling&sid={sid}"));
+    let accept = format!("Accept-Encoding: {encoding}");
+    let mut args = vec![url.as_str(), "-H", cookie, "-H", accept.as_str()];
+    if encoding != "identity" {
+        args.push("--compressed");
+    }
+    if let Some(body) = &body {
+        args.extend(["-H", "Content-Type: text/plain;charset=UTF-8"]);
+        args.extend(["--data-binary", body.as_str()]);
+    }
+    let response = edge.curl(&args).await;
+    assert_eq!(
+        response.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&response.body)
+    );
+    // Answer the server's pings, as a client does, or it drops the session.
+    let pinged = response
+        .body
+        .split(|byte| *byte == 0x1e)
+        .any(|packet| packet == b"2");
+    if body.is_none() && pinged {
+        Box::pin(poll(edge, cookie, sid, "identity", Some("3".into()))).await;
+    }
+    response
 }
 
 /// A killed instance's clients reconnect through the edge to the others and
