@@ -272,6 +272,24 @@ pub mod event_type {
     pub const TASK_DELETED: &str = "task.deleted";
 }
 
+/// Why the Socket.IO handshake was refused: the `message` of its
+/// `connect_error`. Only a refusal of the credentials means signing in
+/// again; any other is the server's trouble, and the client retries.
+pub mod handshake_refusal {
+    pub const MISSING_CREDENTIALS: &str =
+        "missing credentials: connect with auth {\"token\": \"<token>\"}";
+    pub const INVALID_TOKEN: &str = "invalid or expired token";
+    pub const UNAVAILABLE: &str = "service unavailable; retry shortly";
+    pub const TOO_MANY_CONNECTIONS: &str = "too many connections on this server; retry shortly";
+    pub const TOO_MANY_USER_CONNECTIONS: &str =
+        "too many connections for this user; close another tab or client";
+
+    /// Whether `message` refuses the credentials themselves.
+    pub fn refuses_credentials(message: &str) -> bool {
+        message == INVALID_TOKEN || message == MISSING_CREDENTIALS
+    }
+}
+
 /// One entry of a project's change log, as streamed to subscribers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]

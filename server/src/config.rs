@@ -189,6 +189,27 @@ pub struct Config {
     #[arg(long, env = "SOCKET_SEND_BUFFER_PACKETS", default_value_t = 2_048)]
     pub socket_send_buffer_packets: usize,
 
+    /// Socket.IO connections this instance holds at most; past it a
+    /// handshake is refused with a `connect_error` and the client retries
+    /// (through the edge, likely on another instance).
+    #[arg(long, env = "SOCKET_MAX_CONNECTIONS", default_value_t = 25_000)]
+    pub socket_max_connections: usize,
+
+    /// Socket.IO connections one user holds at most on this instance: a
+    /// client that opens connections in a loop is stopped long before the
+    /// instance's limit.
+    #[arg(long, env = "SOCKET_MAX_CONNECTIONS_PER_USER", default_value_t = 500)]
+    pub socket_max_connections_per_user: usize,
+
+    /// Projects one Socket.IO connection follows at most at once; a further
+    /// `join` is refused with `too_many_projects`.
+    #[arg(
+        long,
+        env = "SOCKET_MAX_PROJECTS_PER_CONNECTION",
+        default_value_t = 200
+    )]
+    pub socket_max_projects_per_connection: usize,
+
     /// Most events replayed to a `join` with `since`; further behind gets
     /// `resync_required` (the client reloads by REST instead).
     #[arg(long, env = "REPLAY_MAX_EVENTS", default_value_t = 1_000)]

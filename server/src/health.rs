@@ -4,6 +4,8 @@
 use std::future::Future;
 use std::pin::Pin;
 
+use crate::breaker::Breaker;
+
 /// What a probe found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
@@ -36,4 +38,9 @@ pub trait Probe: Send + Sync {
     fn required(&self) -> bool;
     /// Checks the dependency, within the probe's own time bound.
     fn check(&self) -> Pin<Box<dyn Future<Output = Verdict> + Send + '_>>;
+    /// The circuit breaker in front of the dependency, if calls to it go
+    /// through one (listed under `breakers` in `/readyz`).
+    fn breaker(&self) -> Option<&Breaker> {
+        None
+    }
 }

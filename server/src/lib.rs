@@ -4,6 +4,8 @@
 pub mod app;
 /// Passwords, tokens and sign-in rate limits.
 pub mod auth;
+
+pub mod breaker;
 /// The read cache: Redis and in-process tiers kept coherent by the change log.
 pub mod cache;
 /// Settings from the environment; secrets redacted.

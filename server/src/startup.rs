@@ -15,7 +15,8 @@ use tower::util::MapRequestLayer;
 
 use crate::app::{App, CommitListener};
 use crate::auth::SWEEP_INTERVAL;
-use crate::cache::{Breaker, Cache, CacheProbe, CacheSettings, MemoryStore, RedisStore, Store};
+use crate::breaker::Breaker;
+use crate::cache::{Cache, CacheProbe, CacheSettings, MemoryStore, RedisStore, Store};
 use crate::config::{Config, Secret, Switch};
 use crate::db;
 use crate::db::replicas::{Database, ReplicaProbe};
@@ -266,7 +267,7 @@ fn cache(config: &Config) -> anyhow::Result<Cache> {
     };
     let store: Arc<dyn Store> = match &config.redis_url {
         Some(url) => {
-            let breaker = Breaker::new(3, Duration::from_secs(2));
+            let breaker = Breaker::new("cache", 3, Duration::from_secs(2));
             Arc::new(
                 RedisStore::new(
                     url.expose(),

@@ -273,6 +273,22 @@ const scenarios = {
     const status = await rowStatus(page, 1);
     return { status };
   },
+
+  // The handshake refused because the server cannot check the token (its
+  // sessions are unreadable): the board says so, keeps the session and
+  // retries until the server can admit it again.
+  async unavailable() {
+    const page = await openBoard(await signedIn(args.users[0]));
+    await step("restart_unable_to_read_sessions");
+    await page.waitForSelector('[data-link="unavailable"]', { timeout: 15000 });
+    await shot(page, "unavailable");
+    const kept = await page.evaluate(() => localStorage.getItem("taskmaster.token"));
+    check(kept === args.users[0].token, "a server-side refusal signed the user out");
+    await step("sessions_readable_again");
+    await page.waitForSelector('[data-link="live"]', { timeout: 20000 });
+    const after = await page.evaluate(() => localStorage.getItem("taskmaster.token"));
+    return { token_kept: kept === args.users[0].token && after === kept, url: page.url() };
+  },
 };
 
 try {

@@ -8,7 +8,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use leptos::prelude::*;
-use protocol::{event_type, Event, Presence};
+use protocol::{event_type, handshake_refusal, Event, Presence};
 use serde_json::{json, Value};
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::{JsCast, JsValue};
@@ -126,6 +126,24 @@ fn dropped(link: &Rc<RefCell<Inner>>) {
     schedule_reconnect(link);
 }
 
+/// The server refused the handshake for a reason of its own.
+fn unavailable(link: &Rc<RefCell<Inner>>) {
+    let socket = {
+        let mut inner = link.borrow_mut();
+        inner.join_ack = None;
+        inner.store.link.set(LinkState::Unavailable);
+        inner.store.presence.set(Vec::new());
+        inner.socket.take()
+    };
+    if let Some(socket) = socket {
+        socket.set_onclose(None);
+        let _ = socket.close();
+    }
+    if !link.borrow().closed {
+        schedule_reconnect(link);
+    }
+}
+
 fn schedule_reconnect(link: &Rc<RefCell<Inner>>) {
     let attempts = {
         let mut inner = link.borrow_mut();
@@ -182,9 +200,19 @@ fn on_socket_io(link: &Rc<RefCell<Inner>>, packet: &str) {
     match packet.as_bytes().first() {
         Some(b'0') => join(link),
         Some(b'4') => {
-            // connect_error: the token is no longer valid.
-            link.borrow_mut().closed = true;
-            session::sign_out_locally();
+            let message = serde_json::from_str::<Value>(&packet[1..])
+                .ok()
+                .and_then(|error| error.get("message")?.as_str().map(str::to_owned))
+                .unwrap_or_default();
+            if handshake_refusal::refuses_credentials(&message) {
+                // The token is no longer valid: sign in again.
+                link.borrow_mut().closed = true;
+                session::sign_out_locally();
+            } else {
+                // The server could not admit us now (its database blipped,
+                // it is full): keep the session, say so, retry with backoff.
+                unavailable(link);
+            }
         }
         Some(b'2') => {
             let Ok(Value::Array(mut parts)) = serde_json::from_str::<Value>(&packet[1..]) else {

@@ -18,6 +18,9 @@ pub enum LinkState {
     Live,
     /// Dropped; reconnecting.
     Offline,
+    /// The server refused to connect us for a reason of its own (not our
+    /// credentials); retrying.
+    Unavailable,
     /// The server will not let us follow this project (not a member, unknown).
     Refused,
 }

@@ -29,7 +29,6 @@
 //! PostgreSQL; writes the store missed are kept (bounded) and replayed when
 //! it answers again.
 
-mod breaker;
 pub mod entry;
 mod store;
 
@@ -44,7 +43,7 @@ use protocol::{Event, Member, Role, Task, User};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-pub use breaker::Breaker;
+use crate::breaker::Breaker;
 use entry::Tag;
 pub use store::{MemoryStore, Mode, RedisStore, Store, StoreError, Write};
 
@@ -198,6 +197,11 @@ impl Cache {
     /// Whether the cache lives in a store other instances share (Redis).
     pub fn is_shared(&self) -> bool {
         self.0.as_ref().is_some_and(|inner| inner.store.is_shared())
+    }
+
+    /// The shared store's circuit breaker, if it has one (Redis).
+    pub fn breaker(&self) -> Option<&Breaker> {
+        self.0.as_ref().and_then(|inner| inner.store.breaker())
     }
 
     /// Whether the cache is being bypassed or has changes it could not apply.
@@ -845,6 +849,10 @@ impl Probe for CacheProbe {
 
     fn required(&self) -> bool {
         false
+    }
+
+    fn breaker(&self) -> Option<&Breaker> {
+        self.0.breaker()
     }
 
     fn check(&self) -> std::pin::Pin<Box<dyn Future<Output = Verdict> + Send + '_>> {

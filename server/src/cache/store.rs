@@ -8,8 +8,8 @@ use bytes::Bytes;
 use futures::future::BoxFuture;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
-use super::breaker::Breaker;
 use super::entry::{self, COMPARE_AND_SET};
+use crate::breaker::Breaker;
 
 /// Why the store did not answer. Either way the caller goes to PostgreSQL.
 #[derive(Debug, thiserror::Error)]
@@ -54,7 +54,11 @@ pub trait Store: Send + Sync {
     fn is_shared(&self) -> bool;
     /// Whether calls are being refused for now.
     fn is_degraded(&self) -> bool {
-        false
+        self.breaker().is_some_and(|breaker| !breaker.is_closed())
+    }
+    /// The breaker in front of a store across the network.
+    fn breaker(&self) -> Option<&Breaker> {
+        None
     }
 }
 
@@ -258,8 +262,8 @@ impl Store for RedisStore {
         true
     }
 
-    fn is_degraded(&self) -> bool {
-        self.breaker.is_open()
+    fn breaker(&self) -> Option<&Breaker> {
+        Some(&self.breaker)
     }
 }
 
@@ -279,7 +283,7 @@ mod tests {
             &url,
             &prefix,
             Duration::from_secs(2),
-            Breaker::new(3, Duration::from_secs(1)),
+            Breaker::new("cache", 3, Duration::from_secs(1)),
         )
         .unwrap();
         let memory = MemoryStore::new(1 << 20, Duration::from_secs(60));
@@ -350,7 +354,7 @@ mod tests {
             "redis://127.0.0.1:1",
             "test",
             Duration::from_millis(200),
-            Breaker::new(2, Duration::from_secs(60)),
+            Breaker::new("cache", 2, Duration::from_secs(60)),
         )
         .unwrap();
         let keys = ["k".to_owned()];

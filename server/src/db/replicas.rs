@@ -8,11 +8,14 @@
 //! read at: older than `need` and it is thrown away and read again on the
 //! primary. A replica that fails is taken out of rotation at once and the
 //! read retried on the primary; the health loop puts it back when it
-//! answers and has caught up. Writes, the change-log lock and every read
+//! answers and has caught up. The rotation is the replica's circuit
+//! breaker: a failed read or check opens it, and the health loop's check
+//! each second — bounded by `WATCH_TIMEOUT`, on the replica's own pool, so
+//! a slow replica holds none of the primary's connections — is its trial. Writes, the change-log lock and every read
 //! that must see the latest commit (sessions, roles, `join`'s catch-up) use
 //! the primary directly.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,6 +23,7 @@ use futures::future::BoxFuture;
 use sqlx::pool::PoolConnection;
 use sqlx::{PgConnection, PgPool, Postgres};
 
+use crate::breaker::Breaker;
 use crate::error::Result;
 use crate::health::{Probe, Verdict};
 
@@ -44,22 +48,20 @@ pub struct Replica {
     /// never the URL (it may hold a password).
     pub name: &'static str,
     pub pool: PgPool,
-    in_rotation: AtomicBool,
+    /// Closed while the replica is in rotation.
+    pub breaker: Breaker,
 }
 
 impl Replica {
     pub fn is_in_rotation(&self) -> bool {
-        self.in_rotation.load(Ordering::Relaxed)
+        self.breaker.is_closed()
     }
 
     fn set_in_rotation(&self, in_rotation: bool, why: &str) {
-        let was = self.in_rotation.swap(in_rotation, Ordering::Relaxed);
-        if was != in_rotation {
-            if in_rotation {
-                tracing::info!(replica = self.name, "replica back in rotation");
-            } else {
-                tracing::warn!(replica = self.name, why, "replica taken out of rotation");
-            }
+        if in_rotation {
+            self.breaker.succeeded();
+        } else {
+            self.breaker.trip(why);
         }
         metrics::gauge!("db_replica_in_rotation", "replica" => self.name)
             .set(f64::from(u8::from(in_rotation)));
@@ -80,11 +82,14 @@ impl Database {
         let replicas: Vec<Replica> = replicas
             .into_iter()
             .enumerate()
-            .map(|(n, pool)| Replica {
-                name: Box::leak(format!("replica-{n}").into_boxed_str()),
-                pool,
-                // Out until the first health check has seen it caught up.
-                in_rotation: AtomicBool::new(false),
+            .map(|(n, pool)| {
+                let name: &'static str = Box::leak(format!("replica-{n}").into_boxed_str());
+                Replica {
+                    name,
+                    pool,
+                    // Out until the first health check has seen it caught up.
+                    breaker: Breaker::new_open(name, WATCH_INTERVAL),
+                }
             })
             .collect();
         Database {
@@ -258,6 +263,10 @@ impl Probe for ReplicaProbe {
 
     fn required(&self) -> bool {
         false
+    }
+
+    fn breaker(&self) -> Option<&Breaker> {
+        Some(&self.database.replicas[self.index].breaker)
     }
 
     fn check(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = Verdict> + Send + '_>> {

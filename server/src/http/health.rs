@@ -21,6 +21,11 @@ pub struct Readiness {
     status: &'static str,
     /// One entry per dependency: `ok`, `degraded` or `unavailable`.
     checks: BTreeMap<&'static str, &'static str>,
+    /// One entry per circuit breaker (`cache`, `bus`, `replica-<n>`):
+    /// `closed` (calls go through), `open` (calls are refused and the
+    /// instance works around the dependency) or `half_open` (one trial call
+    /// is deciding).
+    breakers: BTreeMap<&'static str, &'static str>,
 }
 
 /// Alive: the process answers.
@@ -44,8 +49,12 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     )
     .await;
     let mut checks = BTreeMap::new();
+    let mut breakers = BTreeMap::new();
     let mut ready = true;
     for (probe, verdict) in verdicts {
+        if let Some(breaker) = probe.breaker() {
+            breakers.insert(breaker.dependency(), breaker.state().as_str());
+        }
         checks.insert(probe.name(), verdict.as_str());
         metrics::gauge!("dependency_up", "dependency" => probe.name())
             .set(f64::from(u8::from(verdict != Verdict::Unavailable)));
@@ -61,6 +70,7 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     let body = Readiness {
         status: if ready { "ok" } else { "unavailable" },
         checks,
+        breakers,
     };
     (status, axum::Json(body))
 }

@@ -11,6 +11,10 @@
 //! stock driver does neither. Every operation has a short timeout: while
 //! Redis is down, callers get an error at once instead of waiting on
 //! reconnection attempts, and the instance keeps serving its own clients.
+//! Publishing goes through a circuit breaker (`bus`): after a few failures
+//! in a row, or a health check that cannot reach Redis, publishes fail at
+//! once — no event is lost by it, the other instances reconcile from the
+//! database — until a trial publish or a health check gets through.
 //!
 //! Without either the bus is [`Bus::Disabled`]: publishing does nothing and
 //! this instance is the only server.
@@ -27,6 +31,8 @@ use redis::cluster_async::ClusterConnection;
 use redis::{FromRedisValue, ProtocolVersion, PushInfo, PushKind};
 use socketioxide_redis::drivers::{ChanItem, Driver, MessageStream};
 use tokio::sync::mpsc;
+
+use crate::breaker::Breaker;
 
 /// Longest any single Redis operation may take.
 const OPERATION_TIMEOUT: Duration = Duration::from_secs(1);
@@ -47,6 +53,16 @@ pub struct RedisBus {
     handlers: Handlers,
     /// Whether the last health check reached Redis.
     up: Arc<AtomicBool>,
+    breaker: Arc<Breaker>,
+}
+
+/// Publishes failing in a row that open the bus's breaker.
+const BREAKER_THRESHOLD: u32 = 3;
+/// How long the breaker refuses publishes before a trial.
+const BREAKER_COOL_DOWN: Duration = Duration::from_secs(2);
+
+fn bus_breaker() -> Arc<Breaker> {
+    Arc::new(Breaker::new("bus", BREAKER_THRESHOLD, BREAKER_COOL_DOWN))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +71,8 @@ pub enum BusError {
     Redis(#[from] redis::RedisError),
     #[error("redis did not answer within {OPERATION_TIMEOUT:?}")]
     Timeout,
+    #[error("the bus's circuit breaker is open")]
+    Open,
 }
 
 /// The connection under the bus.
@@ -161,6 +179,7 @@ impl Bus {
             link: Link::Server(connection),
             handlers,
             up,
+            breaker: bus_breaker(),
         }))
     }
 
@@ -192,6 +211,7 @@ impl Bus {
             link: Link::Cluster(connection),
             handlers,
             up,
+            breaker: bus_breaker(),
         }))
     }
 
@@ -208,27 +228,48 @@ impl Bus {
         }
     }
 
-    /// Pings Redis and records the answer; returns whether it was up and
-    /// whether it just came back.
+    /// The breaker in front of publishing (none without Redis).
+    pub fn breaker(&self) -> Option<&Breaker> {
+        match self {
+            Bus::Disabled => None,
+            Bus::Redis(bus) => Some(&bus.breaker),
+        }
+    }
+
+    /// Pings Redis and records the answer (in the breaker too); returns
+    /// whether it was up and whether it just came back.
     pub async fn check(&self) -> (bool, bool) {
         let Bus::Redis(bus) = self else {
             return (true, false);
         };
-        let up = bus.link.ping().await.is_ok();
-        let was_up = bus.up.swap(up, Ordering::Relaxed);
+        let (up, came_back) = bus.reach().await;
+        if up {
+            bus.breaker.succeeded();
+        } else {
+            bus.breaker.trip("redis does not answer");
+        }
+        (up, came_back)
+    }
+}
+
+impl RedisBus {
+    /// Pings Redis; on the way back up, re-issues every subscription.
+    async fn reach(&self) -> (bool, bool) {
+        let up = self.link.ping().await.is_ok();
+        let was_up = self.up.swap(up, Ordering::Relaxed);
         if up && !was_up {
             // Subscriptions made while Redis was unreachable never happened;
             // SUBSCRIBE is idempotent, so simply (re)issue them all.
-            let channels: Vec<String> = bus
+            let channels: Vec<String> = self
                 .handlers
                 .read()
                 .map(|h| h.keys().cloned().collect())
                 .unwrap_or_default();
             for channel in channels {
-                if let Err(error) = bus.link.subscribe(&channel).await {
+                if let Err(error) = self.link.subscribe(&channel).await {
                     tracing::warn!(%error, channel, "could not re-subscribe; trying again");
                     // Counts as down still: the next check tries them all again.
-                    bus.up.store(false, Ordering::Relaxed);
+                    self.up.store(false, Ordering::Relaxed);
                     return (false, false);
                 }
             }
@@ -285,7 +326,18 @@ impl Bus {
     pub async fn send(&self, channel: String, payload: Vec<u8>) -> Result<(), BusError> {
         match self {
             Bus::Disabled => Ok(()),
-            Bus::Redis(bus) => bus.link.publish(channel, payload).await,
+            Bus::Redis(bus) => {
+                if !bus.breaker.allow() {
+                    return Err(BusError::Open);
+                }
+                let result = bus.link.publish(channel, payload).await;
+                if result.is_ok() {
+                    bus.breaker.succeeded();
+                } else {
+                    bus.breaker.failed();
+                }
+                result
+            }
         }
     }
 

@@ -1,9 +1,13 @@
 //! The handshake and the client → server events.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
-use protocol::{JoinRequest, LeaveRequest, SocketCreateTask, SocketDeleteTask, SocketUpdateTask};
+use protocol::{
+    handshake_refusal, JoinRequest, LeaveRequest, SocketCreateTask, SocketDeleteTask,
+    SocketUpdateTask,
+};
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 use socketioxide::extract::{AckSender, SocketRef, State, TryData};
@@ -48,18 +52,30 @@ pub async fn authenticate(
     TryData(handshake): TryData<Handshake>,
     State(realtime): State<Realtime>,
 ) -> Result<(), Refused> {
-    let handshake = handshake.map_err(|_| {
-        Refused("missing credentials: connect with auth {\"token\": \"<token>\"}".into())
-    })?;
+    let handshake =
+        handshake.map_err(|_| Refused(handshake_refusal::MISSING_CREDENTIALS.into()))?;
     let actor = match realtime.app().authenticate(&handshake.token).await {
         Ok(actor) => actor,
-        Err(Error::Unauthorized(_)) => return Err(Refused("invalid or expired token".into())),
+        Err(Error::Unauthorized(_)) => {
+            return Err(Refused(handshake_refusal::INVALID_TOKEN.into()))
+        }
         Err(error) => {
-            error.log_if_internal();
-            return Err(Refused("service unavailable; retry shortly".into()));
+            // Logged here, once: the client only learns that the server is
+            // unavailable, and keeps its session to retry with.
+            if let Error::Internal(cause) = &error {
+                tracing::error!(socket = %socket.id, error = format!("{cause:#}"), "handshake: internal error");
+            } else {
+                tracing::warn!(socket = %socket.id, %error, "handshake: dependency unavailable");
+            }
+            metrics::counter!("realtime_event_failures_total", "event" => "handshake").increment(1);
+            return Err(Refused(handshake_refusal::UNAVAILABLE.into()));
         }
     };
     let id = actor.id;
+    let slot = realtime
+        .admit(id)
+        .map_err(|refusal| Refused(refusal.into()))?;
+    socket.extensions.insert(Arc::new(slot));
     socket.extensions.insert(SessionUser {
         id,
         name: actor.user.name.clone(),
@@ -86,16 +102,21 @@ async fn on_disconnect(
 ) {
     metrics::gauge!("realtime_connections").decrement(1.0);
     tracing::debug!(socket = %socket.id, ?reason, "socket disconnected");
-    let projects: Vec<Uuid> = socket
-        .rooms()
-        .iter()
-        .filter_map(|room| room.strip_prefix("project:"))
-        .filter_map(|id| Uuid::parse_str(id).ok())
-        .collect();
+    let projects = project_rooms(&socket);
     realtime.forget(&projects, socket.id).await;
     for project in projects {
         realtime.presence_changed(project, Some(socket.id)).await;
     }
+}
+
+/// The projects `socket` follows, from its rooms.
+fn project_rooms(socket: &SocketRef<Adapter>) -> Vec<Uuid> {
+    socket
+        .rooms()
+        .iter()
+        .filter_map(|room| room.strip_prefix("project:"))
+        .filter_map(|id| Uuid::parse_str(id).ok())
+        .collect()
 }
 
 /// A refusal in the acknowledgement: `{"ok": false, "error": {code, message}}`.
@@ -104,11 +125,31 @@ fn refusal(code: &str, message: impl Into<String>) -> Value {
 }
 
 /// An application error as a refused acknowledgement, with the status a
-/// REST call would have answered. Internal errors are logged here, once.
-fn api_refusal(error: &Error) -> Value {
-    error.log_if_internal();
+/// REST call would have answered. A failure on our side (internal, or a
+/// dependency unavailable) is logged here, once, with the socket, the event
+/// and a request id that the acknowledgement carries too, so a client's
+/// report can be matched with the log line.
+fn api_refusal(socket: &SocketRef<Adapter>, event: &'static str, error: &Error) -> Value {
     let body = error.body();
-    json!({"ok": false, "error": {"code": body.error.code, "message": body.error.message, "status": error.status_code()}})
+    let mut detail = json!({"code": body.error.code, "message": body.error.message, "status": error.status_code()});
+    let ours = match error {
+        Error::Internal(cause) => {
+            let request_id = Uuid::new_v4();
+            tracing::error!(socket = %socket.id, event, %request_id, error = format!("{cause:#}"), "internal error");
+            Some(request_id)
+        }
+        Error::Unavailable(reason) => {
+            let request_id = Uuid::new_v4();
+            tracing::warn!(socket = %socket.id, event, %request_id, %reason, "dependency unavailable");
+            Some(request_id)
+        }
+        _ => None,
+    };
+    if let Some(request_id) = ours {
+        detail["request_id"] = json!(request_id.to_string());
+        metrics::counter!("realtime_event_failures_total", "event" => event).increment(1);
+    }
+    json!({"ok": false, "error": detail})
 }
 
 /// Parses an event payload as the REST layer parses a body, so both give the
@@ -140,7 +181,7 @@ async fn on_join(
     let request: JoinRequest = match payload(request) {
         Ok(request) => request,
         Err(error) => {
-            let _ = ack.send(&api_refusal(&error));
+            let _ = ack.send(&api_refusal(&socket, "join", &error));
             return;
         }
     };
@@ -151,12 +192,21 @@ async fn on_join(
     {
         Ok(access) => access.project,
         Err(error) => {
-            let _ = ack.send(&api_refusal(&error));
+            let _ = ack.send(&api_refusal(&socket, "join", &error));
             return;
         }
     };
     if request.since.is_some_and(|since| since < 0) {
         let _ = ack.send(&refusal("invalid_since", "since must not be negative"));
+        return;
+    }
+    let limit = realtime.0.settings.max_projects_per_connection;
+    let followed = project_rooms(&socket);
+    if followed.len() >= limit && !followed.contains(&project) {
+        let _ = ack.send(&refusal(
+            "too_many_projects",
+            format!("a connection follows at most {limit} projects at once; leave one first"),
+        ));
         return;
     }
     if realtime
@@ -193,13 +243,13 @@ impl Realtime {
             let (latest, pruned_through) = match db::events::bounds(self.db(), project).await {
                 Ok(bounds) => bounds.unwrap_or((0, 0)),
                 Err(error) => {
-                    let _ = ack.send(&api_refusal(&error));
+                    let _ = ack.send(&api_refusal(socket, "join", &error));
                     return false;
                 }
             };
             state.start(latest);
             if let Err(error) = state.fill(&stream, self.db(), Some(latest)).await {
-                let _ = ack.send(&api_refusal(&error));
+                let _ = ack.send(&api_refusal(socket, "join", &error));
                 return false;
             }
             let subscribed_at = state.delivered.unwrap_or(latest);
@@ -231,7 +281,7 @@ impl Realtime {
                     return false;
                 }
                 if let Err(error) = self.replay(socket, project, since, subscribed_at).await {
-                    let _ = ack.send(&api_refusal(&error));
+                    let _ = ack.send(&api_refusal(socket, "join", &error));
                     return false;
                 }
             }
@@ -310,7 +360,7 @@ async fn on_leave(
     let request: LeaveRequest = match payload(request) {
         Ok(request) => request,
         Err(error) => {
-            let _ = ack.send(&api_refusal(&error));
+            let _ = ack.send(&api_refusal(&socket, "leave", &error));
             return;
         }
     };
@@ -328,6 +378,7 @@ async fn on_leave(
 /// acknowledgement.
 async fn write<R: DeserializeOwned>(
     socket: &SocketRef<Adapter>,
+    event: &'static str,
     request: Result<Value, socketioxide::ParserError>,
     apply: impl AsyncFnOnce(Actor, R) -> Result<Value, Error>,
 ) -> Value {
@@ -337,7 +388,7 @@ async fn write<R: DeserializeOwned>(
         apply(user.actor, request).await
     }
     .await;
-    result.unwrap_or_else(|error| api_refusal(&error))
+    result.unwrap_or_else(|error| api_refusal(socket, event, &error))
 }
 
 async fn on_create(
@@ -348,6 +399,7 @@ async fn on_create(
 ) {
     let reply = write(
         &socket,
+        "task:create",
         request,
         async |actor, request: SocketCreateTask| {
             let task = realtime
@@ -369,6 +421,7 @@ async fn on_update(
 ) {
     let reply = write(
         &socket,
+        "task:update",
         request,
         async |actor, request: SocketUpdateTask| {
             let task = realtime
@@ -396,6 +449,7 @@ async fn on_delete(
 ) {
     let reply = write(
         &socket,
+        "task:delete",
         request,
         async |actor, request: SocketDeleteTask| {
             realtime

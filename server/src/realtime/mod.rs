@@ -17,6 +17,7 @@ mod presence;
 mod stream;
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -123,6 +124,9 @@ pub struct RealtimeSettings {
     pub ping_timeout: Duration,
     pub max_payload: u64,
     pub send_buffer_packets: usize,
+    pub max_connections: usize,
+    pub max_connections_per_user: usize,
+    pub max_projects_per_connection: usize,
     pub replay_max_events: i64,
     /// Prefix of our Redis channels.
     pub redis_prefix: String,
@@ -135,6 +139,9 @@ impl RealtimeSettings {
             ping_timeout: Duration::from_millis(config.socket_ping_timeout_ms),
             max_payload: config.socket_max_payload_bytes,
             send_buffer_packets: config.socket_send_buffer_packets,
+            max_connections: config.socket_max_connections,
+            max_connections_per_user: config.socket_max_connections_per_user,
+            max_projects_per_connection: config.socket_max_projects_per_connection,
             replay_max_events: config.replay_max_events,
             redis_prefix: config.redis_prefix.clone(),
         }
@@ -160,7 +167,34 @@ struct Inner {
     /// Projects whose bus channel this instance subscribes to: those with a
     /// stream here. Held across (un)subscribing, which keeps those in order.
     subscribed: tokio::sync::Mutex<HashSet<Uuid>>,
+    /// Connections admitted and not yet gone, in all and per user.
+    connections: AtomicUsize,
+    user_connections: Mutex<HashMap<Uuid, usize>>,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+/// One admitted connection, kept in its socket's extensions: the slot is
+/// given back when the socket is dropped, however the connection ended.
+pub struct ConnectionSlot {
+    realtime: Realtime,
+    user: Uuid,
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        let inner = &self.realtime.0;
+        inner.connections.fetch_sub(1, Ordering::Relaxed);
+        let mut per_user = inner
+            .user_connections
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(count) = per_user.get_mut(&self.user) {
+            *count -= 1;
+            if *count == 0 {
+                per_user.remove(&self.user);
+            }
+        }
+    }
 }
 
 impl Realtime {
@@ -181,6 +215,8 @@ impl Realtime {
             settings: settings.clone(),
             inbox,
             subscribed: tokio::sync::Mutex::default(),
+            connections: AtomicUsize::new(0),
+            user_connections: Mutex::default(),
             tasks: Mutex::default(),
         }));
         let adapter = RedisAdapterCtr::new_with_driver(
@@ -235,6 +271,37 @@ impl Realtime {
     /// The primary database: the change log is read where it is written.
     pub fn db(&self) -> &PgPool {
         self.0.app.db()
+    }
+
+    /// Admits one more connection of `user` within the instance's and the
+    /// user's limits; the slot is given back when it is dropped. The error
+    /// is the handshake's refusal.
+    fn admit(&self, user: Uuid) -> Result<ConnectionSlot, &'static str> {
+        use protocol::handshake_refusal::{TOO_MANY_CONNECTIONS, TOO_MANY_USER_CONNECTIONS};
+        let settings = &self.0.settings;
+        let mut per_user = self
+            .0
+            .user_connections
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if self.0.connections.load(Ordering::Relaxed) >= settings.max_connections {
+            metrics::counter!("realtime_connections_refused_total", "limit" => "instance")
+                .increment(1);
+            return Err(TOO_MANY_CONNECTIONS);
+        }
+        let count = per_user.entry(user).or_default();
+        if *count >= settings.max_connections_per_user {
+            metrics::counter!("realtime_connections_refused_total", "limit" => "user").increment(1);
+            return Err(TOO_MANY_USER_CONNECTIONS);
+        }
+        *count += 1;
+        // Counted under the same lock as the check, so two handshakes
+        // cannot both take the last slot.
+        self.0.connections.fetch_add(1, Ordering::Relaxed);
+        Ok(ConnectionSlot {
+            realtime: self.clone(),
+            user,
+        })
     }
 
     /// Whether events reach the other instances right now.
@@ -701,6 +768,10 @@ impl Probe for FanoutProbe {
 
     fn required(&self) -> bool {
         false
+    }
+
+    fn breaker(&self) -> Option<&crate::breaker::Breaker> {
+        self.0.bus().breaker()
     }
 
     fn check(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = Verdict> + Send + '_>> {

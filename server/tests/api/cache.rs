@@ -278,6 +278,16 @@ async fn if_none_match(app: &TestApp, path: &str, user: &TestUser, etag: &str) -
     .await
 }
 
+/// `circuit_breaker_state{dependency}`: 0 closed, 1 half-open, 2 open.
+pub async fn breaker_gauge(app: &TestApp, dependency: &str) -> f64 {
+    counter(
+        app,
+        "circuit_breaker_state",
+        &[&format!("dependency=\"{dependency}\"")],
+    )
+    .await
+}
+
 async fn readiness(app: &TestApp) -> Value {
     app.request(Method::GET, "/readyz", None, None, &[])
         .await
@@ -291,6 +301,8 @@ async fn redis_down_degrades_to_postgres_and_recovers_by_itself() {
     let owner = app.register("Owner").await;
     let project = project_with_tasks(&app, &owner, 3).await;
     assert_eq!(readiness(&app).await["checks"]["cache"], "ok");
+    assert_eq!(readiness(&app).await["breakers"]["cache"], "closed");
+    assert_eq!(breaker_gauge(&app, "cache").await, 0.0);
 
     redis.kill().await;
     // Every request still answers, correctly and quickly, while Redis is gone.
@@ -317,6 +329,20 @@ async fn redis_down_degrades_to_postgres_and_recovers_by_itself() {
     );
     let ready = readiness(&app).await;
     assert_eq!(ready["checks"]["cache"], "degraded", "{ready}");
+    assert_ne!(ready["breakers"]["cache"], "closed", "{ready}");
+    assert!(
+        breaker_gauge(&app, "cache").await > 0.0,
+        "open or half-open"
+    );
+    assert!(
+        counter(
+            &app,
+            "circuit_breaker_opened_total",
+            &["dependency=\"cache\""]
+        )
+        .await
+            >= 1.0
+    );
     assert_eq!(
         ready["status"], "ok",
         "a dead cache is no reason to stop serving"
@@ -330,6 +356,8 @@ async fn redis_down_degrades_to_postgres_and_recovers_by_itself() {
         app.task(&owner, &project, 2).await;
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    assert_eq!(readiness(&app).await["breakers"]["cache"], "closed");
+    assert_eq!(breaker_gauge(&app, "cache").await, 0.0);
     // Back on the cache, and still current.
     let patched = app
         .patch_task(&owner, &project, 1, json!({"title": "after"}))

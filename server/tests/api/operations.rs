@@ -26,7 +26,7 @@ async fn healthz_and_readyz() {
     assert_eq!(ready.status, 200);
     assert_eq!(
         ready.body,
-        json!({"status": "ok", "checks": {"database": "ok"}})
+        json!({"status": "ok", "checks": {"database": "ok"}, "breakers": {}})
     );
 }
 
@@ -142,7 +142,7 @@ async fn readyz_fails_while_the_database_is_unreachable_and_recovers_by_itself()
     assert_eq!(ready.status, 503, "{}", ready.text);
     assert_eq!(
         ready.body,
-        json!({"status": "unavailable", "checks": {"database": "unavailable"}})
+        json!({"status": "unavailable", "checks": {"database": "unavailable"}, "breakers": {}})
     );
     // API calls say the dependency is down rather than failing obscurely.
     app.get("/api/v1/projects", &user.token)

@@ -593,3 +593,112 @@ async fn a_reader_that_stops_reading_is_disconnected_and_recovers_by_replay() {
         (17..=21).collect::<Vec<_>>()
     );
 }
+
+/// Connects `id`, retrying while the server still counts a connection that
+/// was just closed (its disconnect is handled asynchronously).
+async fn connect_eventually(clients: &mut Clients, id: &str, address: &str, token: &str) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        match clients.connect(id, address, Some(token), "websocket").await {
+            Ok(_) => return,
+            Err(_) if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(refusal) => panic!("{id} was never admitted again: {refusal}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn connections_beyond_the_instance_limit_are_refused_until_one_leaves() {
+    let app = TestApp::spawn_with(|config| config.socket_max_connections = 2).await;
+    let ann = app.register("Ann").await;
+    let bob = app.register("Bob").await;
+    let mut clients = Clients::start().await;
+    for (id, user) in [("a1", &ann), ("b1", &bob)] {
+        clients
+            .connect(id, &app.address, Some(&user.token), "websocket")
+            .await
+            .unwrap();
+    }
+    let refused = clients
+        .connect("a2", &app.address, Some(&ann.token), "websocket")
+        .await;
+    assert_eq!(
+        refused,
+        Err(protocol::handshake_refusal::TOO_MANY_CONNECTIONS.to_owned())
+    );
+    clients.close("b1").await;
+    connect_eventually(&mut clients, "a3", &app.address, &ann.token).await;
+    let metrics = app
+        .request(reqwest::Method::GET, "/metrics", None, None, &[])
+        .await
+        .text;
+    assert!(
+        metrics.contains("realtime_connections_refused_total{limit=\"instance\"}"),
+        "the refusal is counted"
+    );
+}
+
+#[tokio::test]
+async fn a_user_past_its_connection_limit_is_refused_and_others_are_not() {
+    let app = TestApp::spawn_with(|config| config.socket_max_connections_per_user = 2).await;
+    let ann = app.register("Ann").await;
+    let bob = app.register("Bob").await;
+    let mut clients = Clients::start().await;
+    for id in ["a1", "a2"] {
+        clients
+            .connect(id, &app.address, Some(&ann.token), "websocket")
+            .await
+            .unwrap();
+    }
+    let refused = clients
+        .connect("a3", &app.address, Some(&ann.token), "websocket")
+        .await;
+    assert_eq!(
+        refused,
+        Err(protocol::handshake_refusal::TOO_MANY_USER_CONNECTIONS.to_owned())
+    );
+    // Refusals are not sign-outs: the token is still good.
+    assert!(!protocol::handshake_refusal::refuses_credentials(
+        &refused.unwrap_err()
+    ));
+    clients
+        .connect("b1", &app.address, Some(&bob.token), "websocket")
+        .await
+        .expect("another user is admitted");
+    clients.close("a1").await;
+    connect_eventually(&mut clients, "a4", &app.address, &ann.token).await;
+}
+
+#[tokio::test]
+async fn a_connection_follows_a_bounded_number_of_projects() {
+    let app = TestApp::spawn_with(|config| config.socket_max_projects_per_connection = 2).await;
+    let ann = app.register("Ann").await;
+    let mut projects = Vec::new();
+    for name in ["P1", "P2", "P3"] {
+        projects.push(app.create_project(&ann, name).await);
+    }
+    let mut clients = Clients::start().await;
+    clients
+        .connect("a", &app.address, Some(&ann.token), "websocket")
+        .await
+        .unwrap();
+    for project in &projects[..2] {
+        assert_eq!(clients.join("a", project, None).await["ok"], true);
+    }
+    // Joining one it already follows is not one more.
+    assert_eq!(clients.join("a", &projects[0], None).await["ok"], true);
+    let refused = clients.join("a", &projects[2], None).await;
+    assert_eq!(refused["ok"], false);
+    assert_eq!(refused["error"]["code"], "too_many_projects");
+    assert!(refused["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("at most 2 projects"));
+    let left = clients
+        .emit("a", "leave", json!({"project_id": projects[0]}))
+        .await;
+    assert_eq!(left["ok"], true);
+    assert_eq!(clients.join("a", &projects[2], None).await["ok"], true);
+}

@@ -8,7 +8,7 @@ use futures::future::join_all;
 use serde_json::json;
 use taskmaster_server::config::{Secret, Switch};
 
-use crate::cache::counter;
+use crate::cache::{breaker_gauge, counter};
 use crate::helpers::TestApp;
 use crate::pg_cluster::PgCluster;
 
@@ -130,8 +130,22 @@ async fn a_replica_killed_under_load_fails_no_request() {
         "{}",
         ready.text
     );
+    assert_eq!(
+        ready.body["breakers"]["replica-0"], "open",
+        "{}",
+        ready.text
+    );
+    assert_eq!(breaker_gauge(&app, "replica-0").await, 2.0);
 
     // Back by itself once it is up and caught up again.
     cluster.restart_replica().await;
     wait_for_rotation(&app).await;
+    let ready = app
+        .request(reqwest::Method::GET, "/readyz", None, None, &[])
+        .await;
+    assert_eq!(
+        ready.body["breakers"]["replica-0"], "closed",
+        "{}",
+        ready.text
+    );
 }

@@ -11,6 +11,7 @@ use futures::future::join_all;
 use serde_json::json;
 use tokio::process::{Child, Command};
 
+use crate::cache::counter;
 use crate::helpers::{TestApp, TestUser};
 use crate::sockets::{assert_seqs, Clients};
 
@@ -239,6 +240,11 @@ async fn nothing_is_lost_across_a_redis_restart_and_a_dropped_connection() {
         redis.kill().await;
         clients.drop_transport("dropper").await;
         tokio::time::sleep(Duration::from_millis(800)).await;
+        // Publishing stopped at once instead of waiting on a dead Redis.
+        let ready = a
+            .request(reqwest::Method::GET, "/readyz", None, None, &[])
+            .await;
+        assert_eq!(ready.body["breakers"]["bus"], "open", "{}", ready.text);
         // Everything the dropped client saw before the drop…
         let before = clients
             .events("dropper", usize::MAX, Duration::from_millis(300))
@@ -289,6 +295,11 @@ async fn nothing_is_lost_across_a_redis_restart_and_a_dropped_connection() {
         .request(reqwest::Method::GET, "/readyz", None, None, &[])
         .await;
     assert_eq!(ready.body["checks"]["redis"], "ok", "{}", ready.text);
+    assert_eq!(ready.body["breakers"]["bus"], "closed", "{}", ready.text);
+    assert!(
+        counter(&a, "circuit_breaker_opened_total", &["dependency=\"bus\""]).await >= 1.0,
+        "the breaker opened while Redis was gone"
+    );
 }
 
 #[tokio::test]

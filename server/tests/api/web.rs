@@ -434,3 +434,37 @@ async fn the_board_goes_offline_and_catches_up_after_a_server_restart() {
     let result = scenario.result().await;
     assert_eq!(result["status"], "done");
 }
+
+#[tokio::test]
+async fn a_handshake_refused_by_a_server_failure_keeps_the_user_signed_in_and_retries() {
+    let mut app = TestApp::spawn().await;
+    let alice = app.register("alice").await;
+    let project = app.create_project(&alice, "Blip").await;
+    let bind: std::net::SocketAddr = app.address.trim_start_matches("http://").parse().unwrap();
+    let mut scenario = on_project("unavailable", &app, &project, &[(&alice, "Alice Adams")]);
+    scenario
+        .expect_step("restart_unable_to_read_sessions")
+        .await;
+    // A restart empties the instance's session cache, so the next handshake
+    // reads the sessions table: gone, it fails as a database outage would.
+    app.shut_down().await.unwrap();
+    let db = sqlx::PgPool::connect(&app.database_url).await.unwrap();
+    sqlx::query("alter table sessions rename to sessions_away")
+        .execute(&db)
+        .await
+        .unwrap();
+    let _restarted = TestApp::spawn_on(&app.database_url, |config| config.bind = bind).await;
+    scenario.go_on().await;
+    scenario.expect_step("sessions_readable_again").await;
+    sqlx::query("alter table sessions_away rename to sessions")
+        .execute(&db)
+        .await
+        .unwrap();
+    scenario.go_on().await;
+    let result = scenario.result().await;
+    assert_eq!(result["token_kept"], true, "{result}");
+    assert!(
+        result["url"].as_str().unwrap().contains(&project),
+        "still on the board: {result}"
+    );
+}

@@ -145,6 +145,10 @@ fn LinkBadge() -> impl IntoView {
         LinkState::Live => view! { <span class="badge live" data-link="live">"Live"</span> }.into_any(),
         LinkState::Connecting => view! { <span class="badge" data-link="connecting">"Connecting…"</span> }.into_any(),
         LinkState::Refused => view! { <span class="badge offline" data-link="refused">"Not live"</span> }.into_any(),
+        LinkState::Unavailable => view! {
+            <span class="badge offline" data-link="unavailable">"Server unavailable — retrying; you are still signed in"</span>
+        }
+        .into_any(),
         LinkState::Offline => view! {
             <span class="badge offline" data-link="offline">"Offline — reconnecting; changes will catch up"</span>
         }
