@@ -25,6 +25,10 @@ export LOGIN_ATTEMPTS_PER_IP_PER_MINUTE=${LOGIN_ATTEMPTS_PER_IP_PER_MINUTE:-1000
 export EDGE_SIGNIN_RATE=${EDGE_SIGNIN_RATE:-100000r/m}
 export EDGE_SIGNIN_BURST=${EDGE_SIGNIN_BURST:-10000}
 export EDGE_API_RATE=${EDGE_API_RATE:-100000r/s}
+# Every request carries the one owner's token: the per-token and per-user
+# limits would measure themselves, not the deployment.
+export API_REQUESTS_PER_TOKEN_PER_SECOND=${API_REQUESTS_PER_TOKEN_PER_SECOND:-0}
+export API_REQUESTS_PER_USER_PER_SECOND=${API_REQUESTS_PER_USER_PER_SECOND:-0}
 export RUST_LOG=${RUST_LOG:-warn}
 # The admission bounds sized for this machine by Little's law: ~1,000
 # requests/s at the 2 cores' limit × a 50 ms target ≈ 50 in flight, ~17 per

@@ -283,6 +283,7 @@ pub mod handshake_refusal {
     pub const TOO_MANY_CONNECTIONS: &str = "too many connections on this server; retry shortly";
     pub const TOO_MANY_USER_CONNECTIONS: &str =
         "too many connections for this user; close another tab or client";
+    pub const TOO_MANY_REQUESTS: &str = "too many requests for this token; retry shortly";
 
     /// Whether `message` refuses the credentials themselves.
     pub fn refuses_credentials(message: &str) -> bool {

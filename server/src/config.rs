@@ -167,6 +167,21 @@ pub struct Config {
     #[arg(long, env = "LOGIN_ATTEMPTS_PER_IP_PER_MINUTE", default_value_t = 60)]
     pub login_attempts_per_ip_per_minute: u32,
 
+    /// API requests (REST calls, socket handshakes and writes) one sign-in
+    /// token may make per second, on each instance, with bursts of five
+    /// seconds' worth; beyond it 429 with `Retry-After`. 0: no limit.
+    #[arg(
+        long,
+        env = "API_REQUESTS_PER_TOKEN_PER_SECOND",
+        default_value_t = 1000
+    )]
+    pub api_requests_per_token_per_second: u32,
+
+    /// The same, for all of one user's tokens together (a user running
+    /// several agents). 0: no limit.
+    #[arg(long, env = "API_REQUESTS_PER_USER_PER_SECOND", default_value_t = 2000)]
+    pub api_requests_per_user_per_second: u32,
+
     /// Take the client IP from the last `X-Forwarded-For` hop (only behind a proxy you run).
     #[arg(long, env = "TRUST_FORWARDED_FOR", default_value_t = false)]
     pub trust_forwarded_for: bool,

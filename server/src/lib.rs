@@ -22,6 +22,8 @@ pub mod error;
 pub mod health;
 /// Routes, middleware and handlers.
 pub mod http;
+
+pub mod limits;
 /// Socket.IO: rooms per project, ordered exactly-once delivery, presence.
 pub mod realtime;
 /// Building and serving the application.

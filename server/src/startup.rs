@@ -23,6 +23,7 @@ use crate::db::replicas::{Database, ReplicaProbe};
 use crate::embedded_pg::EmbeddedPostgres;
 use crate::health::Probe;
 use crate::http;
+use crate::limits::SharedLoginLimits;
 use crate::realtime::{self, Bus, FanoutProbe, Realtime, RealtimeSettings};
 use crate::state::AppState;
 use crate::telemetry;
@@ -50,7 +51,13 @@ impl Application {
         let database = Database::new(db.clone(), replicas, config.replica_max_lag());
         let cache = cache(&config)?;
         let config = Arc::new(config);
-        let app = App::new(database.clone(), cache.clone(), config.clone());
+        let shared_login_limits = shared_login_limits(&config)?;
+        let app = App::new(
+            database.clone(),
+            cache.clone(),
+            config.clone(),
+            shared_login_limits,
+        );
         let fanout_enabled = bus.is_enabled();
         let (realtime, socket_layer) =
             Realtime::start(app.clone(), bus, RealtimeSettings::from_config(&config)).await?;
@@ -253,6 +260,23 @@ fn bus(config: &Config) -> anyhow::Result<Bus> {
             .with_context(|| format!("REDIS_URL is not a usable Redis URL: {}", url.redacted())),
         None => Ok(Bus::Disabled),
     }
+}
+
+/// Sign-in budgets counted in Redis across the deployment, when there is
+/// a Redis.
+fn shared_login_limits(config: &Config) -> anyhow::Result<Option<SharedLoginLimits>> {
+    let Some(url) = &config.redis_url else {
+        return Ok(None);
+    };
+    let limits = SharedLoginLimits::new(
+        url.expose(),
+        &config.redis_prefix,
+        config.cache_timeout(),
+        config.login_attempts_per_email_per_minute,
+        config.login_attempts_per_ip_per_minute,
+    )
+    .with_context(|| format!("REDIS_URL is not a usable Redis URL: {}", url.redacted()))?;
+    Ok(Some(limits))
 }
 
 /// The read cache the configuration asks for: shared through Redis when

@@ -25,6 +25,8 @@ use crate::auth::LoginLimiter;
 use crate::cache::Cache;
 use crate::config::Config;
 use crate::db::replicas::Database;
+use crate::error::Result;
+use crate::limits::{ApiLimiter, LoginKey, SharedLoginLimits};
 
 pub use access::{Access, Need};
 pub use tasks::{decode_cursor, Conditional, TaskQuery, DEFAULT_PAGE};
@@ -57,6 +59,9 @@ struct Inner {
     cache: Cache,
     config: Arc<Config>,
     login_limiter: LoginLimiter,
+    /// Sign-in budgets shared by every instance (with Redis).
+    shared_login_limits: Option<SharedLoginLimits>,
+    api_limiter: ApiLimiter,
     listeners: OnceLock<Vec<Arc<dyn CommitListener>>>,
     /// The latest seq this instance has committed or been told of, per
     /// project: the least a replica must have replayed to answer a read
@@ -65,16 +70,27 @@ struct Inner {
 }
 
 impl App {
-    pub fn new(database: Database, cache: Cache, config: Arc<Config>) -> Self {
+    pub fn new(
+        database: Database,
+        cache: Cache,
+        config: Arc<Config>,
+        shared_login_limits: Option<SharedLoginLimits>,
+    ) -> Self {
         let login_limiter = LoginLimiter::new(
             config.login_attempts_per_email_per_minute,
             config.login_attempts_per_ip_per_minute,
+        );
+        let api_limiter = ApiLimiter::new(
+            config.api_requests_per_token_per_second,
+            config.api_requests_per_user_per_second,
         );
         App(Arc::new(Inner {
             database,
             cache,
             config,
             login_limiter,
+            shared_login_limits,
+            api_limiter,
             listeners: OnceLock::new(),
             known_seqs: moka::sync::Cache::builder()
                 .max_capacity(100_000)
@@ -134,6 +150,25 @@ impl App {
         &self.0.login_limiter
     }
 
+    /// Counts a sign-in attempt against the deployment-wide budget, where
+    /// there is one (with Redis).
+    pub async fn check_shared_login_limit(&self, key: LoginKey<'_>) -> Result<()> {
+        match &self.0.shared_login_limits {
+            Some(limits) => limits.check(key).await,
+            None => Ok(()),
+        }
+    }
+
+    pub fn shared_login_limits(&self) -> Option<&SharedLoginLimits> {
+        self.0.shared_login_limits.as_ref()
+    }
+
+    /// Counts one API request of `actor` against its token's and its
+    /// user's rates.
+    pub fn check_api_rate(&self, actor: &Actor) -> Result<()> {
+        self.0.api_limiter.check(actor.id, &actor.token_hash)
+    }
+
     fn listeners(&self) -> &[Arc<dyn CommitListener>] {
         self.0.listeners.get().map(Vec::as_slice).unwrap_or(&[])
     }
@@ -166,6 +201,7 @@ impl App {
     /// Housekeeping: forget idle rate-limit keys, delete expired sessions.
     pub async fn sweep(&self) {
         self.0.login_limiter.sweep();
+        self.0.api_limiter.sweep();
         if let Err(error) = crate::db::users::delete_expired_sessions(self.db()).await {
             tracing::warn!(%error, "could not sweep expired sessions");
         }

@@ -15,6 +15,7 @@ use crate::cache::SessionUser;
 use crate::db;
 use crate::domain::task as rules;
 use crate::error::{Error, Result};
+use crate::limits::LoginKey;
 
 impl App {
     /// The caller a bearer token belongs to; an unknown, expired or revoked
@@ -48,6 +49,8 @@ impl App {
     /// Creates an account and signs it in.
     pub async fn register(&self, client: IpAddr, request: RegisterRequest) -> Result<AuthResponse> {
         self.login_limiter().check_ip(client)?;
+        self.check_shared_login_limit(LoginKey::Address(client))
+            .await?;
         let email = rules::email(&request.email)?;
         let name = rules::user_name(&request.name)?;
         rules::password(&request.password)?;
@@ -62,6 +65,10 @@ impl App {
         self.login_limiter().check_ip(client)?;
         let email = request.email.trim().to_lowercase();
         self.login_limiter().check_email(&email)?;
+        self.check_shared_login_limit(LoginKey::Address(client))
+            .await?;
+        self.check_shared_login_limit(LoginKey::Email(&email))
+            .await?;
         // An address PostgreSQL cannot even store belongs to nobody; asking
         // for it would be an error, not an answer.
         let found = if rules::storable_text(&email) {

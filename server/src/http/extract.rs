@@ -103,7 +103,9 @@ impl FromRequestParts<AppState> for AuthUser {
         let token = bearer_token(parts).ok_or_else(|| {
             Error::Unauthorized("missing credentials: send Authorization: Bearer <token>".into())
         })?;
-        state.app.authenticate(token).await.map(AuthUser)
+        let actor = state.app.authenticate(token).await?;
+        state.app.check_api_rate(&actor)?;
+        Ok(AuthUser(actor))
     }
 }
 

@@ -62,6 +62,10 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
             ready = false;
         }
     }
+    if let Some(limits) = state.app.shared_login_limits() {
+        let breaker = limits.breaker();
+        breakers.insert(breaker.dependency(), breaker.state().as_str());
+    }
     let status = if ready {
         StatusCode::OK
     } else {

@@ -44,8 +44,15 @@ const EVERY_API_CALL: &[(&str, &str)] = &[(
     "503",
     "A dependency (the database) is down or too slow; retry shortly.",
 )];
-/// For operations that need a bearer token or session cookie.
-const AUTHENTICATED: &[(&str, &str)] = &[("401", "No, an invalid or an expired token.")];
+/// For operations that need a bearer token or session cookie: the token is
+/// checked, then counted against its own and its user's request rates.
+const AUTHENTICATED: &[(&str, &str)] = &[
+    ("401", "No, an invalid or an expired token."),
+    (
+        "429",
+        "Too many requests for this token or user; see `Retry-After`.",
+    ),
+];
 /// For operations that read a JSON request body.
 const WITH_BODY: &[(&str, &str)] = &[
     ("400", "The body is not JSON, or has wrong JSON types."),

@@ -71,6 +71,9 @@ pub async fn authenticate(
             return Err(Refused(handshake_refusal::UNAVAILABLE.into()));
         }
     };
+    if realtime.app().check_api_rate(&actor).is_err() {
+        return Err(Refused(handshake_refusal::TOO_MANY_REQUESTS.into()));
+    }
     let id = actor.id;
     let slot = realtime
         .admit(id)
@@ -378,12 +381,14 @@ async fn on_leave(
 /// acknowledgement.
 async fn write<R: DeserializeOwned>(
     socket: &SocketRef<Adapter>,
+    realtime: &Realtime,
     event: &'static str,
     request: Result<Value, socketioxide::ParserError>,
     apply: impl AsyncFnOnce(Actor, R) -> Result<Value, Error>,
 ) -> Value {
     let result = async {
         let user = user_of(socket).ok_or_else(|| Error::Unauthorized("not signed in".into()))?;
+        realtime.app().check_api_rate(&user.actor)?;
         let request: R = payload(request)?;
         apply(user.actor, request).await
     }
@@ -399,6 +404,7 @@ async fn on_create(
 ) {
     let reply = write(
         &socket,
+        &realtime,
         "task:create",
         request,
         async |actor, request: SocketCreateTask| {
@@ -421,6 +427,7 @@ async fn on_update(
 ) {
     let reply = write(
         &socket,
+        &realtime,
         "task:update",
         request,
         async |actor, request: SocketUpdateTask| {
@@ -449,6 +456,7 @@ async fn on_delete(
 ) {
     let reply = write(
         &socket,
+        &realtime,
         "task:delete",
         request,
         async |actor, request: SocketDeleteTask| {

@@ -1,7 +1,10 @@
 use reqwest::Method;
 use serde_json::json;
 
+use taskmaster_server::config::Secret;
+
 use crate::helpers::TestApp;
+use crate::scale::redis_url;
 
 #[tokio::test]
 async fn register_returns_the_user_and_a_working_token() {
@@ -220,4 +223,89 @@ async fn login_attempts_are_rate_limited_per_ip() {
         statuses.push(response.status);
     }
     assert_eq!(statuses, [401, 401, 401, 401, 429, 429]);
+}
+
+#[tokio::test]
+async fn sign_in_budgets_are_shared_by_every_instance_through_redis() {
+    let prefix = format!("test-{}", uuid::Uuid::new_v4().simple());
+    let shared = |prefix: String| {
+        move |config: &mut taskmaster_server::config::Config| {
+            config.redis_url = Some(Secret::new(redis_url()));
+            config.redis_prefix = prefix;
+            config.login_attempts_per_email_per_minute = 4;
+        }
+    };
+    let a = TestApp::spawn_with(shared(prefix.clone())).await;
+    let b = TestApp::spawn_on(&a.database_url, shared(prefix)).await;
+    let user = a.register("Hal").await;
+    let body = json!({"email": user.email, "password": "wrong password"});
+    let mut answers = Vec::new();
+    for n in 0..6 {
+        let instance = if n % 2 == 0 { &a } else { &b };
+        answers.push(
+            instance
+                .request(Method::POST, "/api/v1/auth/login", None, Some(&body), &[])
+                .await,
+        );
+    }
+    // Each instance saw three attempts, within its own budget of four: only
+    // the count they share refuses the fifth.
+    let statuses: Vec<u16> = answers.iter().map(|answer| answer.status).collect();
+    assert_eq!(statuses, [401, 401, 401, 401, 429, 429]);
+    answers[4].assert_error(429, "rate_limited");
+    let retry_after: u64 = answers[4].header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    let ready = b.request(Method::GET, "/readyz", None, None, &[]).await;
+    assert_eq!(
+        ready.body["breakers"]["ratelimit"], "closed",
+        "{}",
+        ready.text
+    );
+}
+
+#[tokio::test]
+async fn api_requests_are_limited_per_token_and_per_user() {
+    let app = TestApp::spawn_with(|config| {
+        config.api_requests_per_token_per_second = 2;
+        config.api_requests_per_user_per_second = 3;
+    })
+    .await;
+    let user = app.register("Ida").await;
+    // Answered until the first refusal; then how the refusal looks.
+    let until_refused = async |token: &str| {
+        for served in 0..100 {
+            let response = app.get("/api/v1/projects", token).await;
+            if response.status != 200 {
+                response.assert_error(429, "rate_limited");
+                let retry_after: u64 = response.header("retry-after").unwrap().parse().unwrap();
+                assert!((1..=5).contains(&retry_after), "{retry_after}");
+                return served;
+            }
+        }
+        panic!("never limited");
+    };
+    // A token's burst is five seconds of its rate: 10 (one more if the
+    // bucket refilled meanwhile).
+    let first = until_refused(&user.token).await;
+    assert!((10..=11).contains(&first), "{first}");
+    // Another token of the same user has its own budget, but shares the
+    // user's: 15 in all, of which the first token spent its share.
+    let again = app
+        .request(
+            Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Some(&json!({"email": user.email, "password": "correct horse battery"})),
+            &[],
+        )
+        .await;
+    assert_eq!(again.status, 200, "{}", again.text);
+    let second = until_refused(again.body["token"].as_str().unwrap()).await;
+    assert!(
+        (15 - first..=16 - first).contains(&second),
+        "{first} then {second}"
+    );
+    // Other users are not affected.
+    let other = app.register("Jo").await;
+    assert_eq!(app.get("/api/v1/projects", &other.token).await.status, 200);
 }
