@@ -167,4 +167,100 @@ mod tests {
     fn describes_paths() {
         assert_eq!(describe(&[1, 4, 3, 1]), "1 → 4 → 3 → 1");
     }
+
+    mod properties {
+        use std::collections::BTreeSet;
+
+        use proptest::prelude::*;
+
+        use super::super::*;
+
+        /// Up to 8 tasks (ids 1..=8), each with any list of the others, and
+        /// a change: one task's new list.
+        fn change() -> impl Strategy<Value = (DependencyGraph, i64, Vec<i64>)> {
+            let list = || proptest::collection::btree_set(1..=8i64, 0..4);
+            (
+                proptest::collection::btree_map(1..=8i64, list(), 0..8),
+                1..=8i64,
+                list(),
+            )
+                .prop_map(|(graph, task, new)| {
+                    let graph = graph
+                        .into_iter()
+                        .map(|(id, deps)| (id, deps.into_iter().collect()))
+                        .collect();
+                    (graph, task, new.into_iter().collect())
+                })
+        }
+
+        /// The graph after the change: `task`'s list replaced.
+        fn changed(graph: &DependencyGraph, task: i64, new: &[i64]) -> DependencyGraph {
+            let mut graph = graph.clone();
+            graph.insert(task, new.to_vec());
+            graph
+        }
+
+        /// The oracle, by brute force: the length (in edges) of the shortest
+        /// walk from `task` back to itself, found by stepping every walk one
+        /// edge at a time — a shortest closed walk is a shortest cycle.
+        fn shortest_cycle(graph: &DependencyGraph, task: i64) -> Option<usize> {
+            let mut frontier: BTreeSet<i64> = BTreeSet::from([task]);
+            for length in 1..=graph.len() + 1 {
+                frontier = frontier
+                    .iter()
+                    .flat_map(|id| graph.get(id).into_iter().flatten().copied())
+                    .collect();
+                if frontier.contains(&task) {
+                    return Some(length);
+                }
+            }
+            None
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2000))]
+
+            #[test]
+            fn a_cycle_is_found_exactly_when_there_is_one_and_is_a_shortest_one(
+                (graph, task, new) in change()
+            ) {
+                let after = changed(&graph, task, &new);
+                let found = find_cycle(task, &new, &graph);
+                prop_assert_eq!(found.is_some(), shortest_cycle(&after, task).is_some());
+                if let Some(path) = found {
+                    prop_assert_eq!(path.first(), Some(&task));
+                    prop_assert_eq!(path.last(), Some(&task));
+                    for step in path.windows(2) {
+                        prop_assert!(
+                            after.get(&step[0]).is_some_and(|deps| deps.contains(&step[1])),
+                            "{} does not depend on {} in {:?}", step[0], step[1], after
+                        );
+                    }
+                    prop_assert_eq!(Some(path.len() - 1), shortest_cycle(&after, task));
+                }
+            }
+
+            #[test]
+            fn loading_what_is_unexplored_gives_the_answer_of_the_whole_graph(
+                (graph, task, new) in change()
+            ) {
+                // As the caller does: load the lists of what is reachable
+                // from the new dependencies until nothing is missing.
+                let mut loaded = DependencyGraph::new();
+                loop {
+                    let missing = unexplored(&new, &loaded);
+                    if missing.is_empty() {
+                        break;
+                    }
+                    for id in missing {
+                        loaded.insert(id, graph.get(&id).cloned().unwrap_or_default());
+                    }
+                }
+                prop_assert_eq!(
+                    find_cycle(task, &new, &loaded).is_some(),
+                    find_cycle(task, &new, &graph).is_some()
+                );
+            }
+        }
+    }
 }

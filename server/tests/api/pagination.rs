@@ -102,3 +102,118 @@ async fn status_filter_and_defaults() {
     assert_eq!(two.body["items"].as_array().unwrap().len(), 35);
     assert_eq!(two.body["next_cursor"], json!(null));
 }
+
+/// What happens between page reads in a generated walk.
+#[derive(Debug, Clone)]
+enum Step {
+    ReadPage,
+    Insert,
+    /// Deletes the live task at this position (modulo how many there are).
+    Delete(usize),
+}
+
+#[test]
+fn a_walk_through_pages_sees_every_surviving_task_once_in_order_whatever_changes_meanwhile() {
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestRunner};
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (app, user) = runtime.block_on(async {
+        let app = TestApp::spawn().await;
+        let user = app.register("Ann").await;
+        (app, user)
+    });
+    let step = prop_oneof![
+        3 => Just(Step::ReadPage),
+        2 => Just(Step::Insert),
+        2 => any::<usize>().prop_map(Step::Delete),
+    ];
+    let walk = (
+        0..25usize,
+        1..8usize,
+        proptest::collection::vec(step, 0..40),
+    );
+    let mut runner = TestRunner::new(Config {
+        cases: 40,
+        // Run by hand, not by the macro: there is no source file to keep
+        // failing cases beside; a failure prints its minimal case instead.
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let outcome = runner.run(&walk, |(initial, limit, steps)| {
+        let failure = runtime.block_on(async {
+            let project = app.create_project(&user, "Walk").await;
+            let base = format!("/api/v1/projects/{project}/tasks");
+            let create = async || {
+                app.create_task(&user, &project, json!({"title": "t"}))
+                    .await["id"]
+                    .as_i64()
+                    .unwrap()
+            };
+            let mut live: Vec<i64> = Vec::new();
+            for _ in 0..initial {
+                live.push(create().await);
+            }
+            let mut deleted: HashSet<i64> = HashSet::new();
+            let mut seen: Vec<i64> = Vec::new();
+            let mut cursor: Option<String> = None;
+            let mut finished = false;
+            // The tasks there were when the walk ended.
+            let mut at_the_end: Vec<i64> = Vec::new();
+            let steps = steps.into_iter().map(Some).chain(std::iter::repeat(None));
+            for step in steps {
+                match step {
+                    Some(Step::Insert) => live.push(create().await),
+                    Some(Step::Delete(at)) if !live.is_empty() => {
+                        let id = live.remove(at % live.len());
+                        let gone = app.delete(&format!("{base}/{id}"), &user.token).await;
+                        assert_eq!(gone.status, 204, "{}", gone.text);
+                        deleted.insert(id);
+                    }
+                    Some(Step::Delete(_)) => {}
+                    Some(Step::ReadPage) | None if !finished => {
+                        let mut path = format!("{base}?limit={limit}");
+                        if let Some(cursor) = &cursor {
+                            path.push_str(&format!("&cursor={cursor}"));
+                        }
+                        let page = app.get(&path, &user.token).await;
+                        assert_eq!(page.status, 200, "{}", page.text);
+                        for item in page.body["items"].as_array().unwrap() {
+                            let id = item["id"].as_i64().unwrap();
+                            if deleted.contains(&id) {
+                                return Some(format!("{id} was served after its deletion"));
+                            }
+                            seen.push(id);
+                        }
+                        match page.body["next_cursor"].as_str() {
+                            Some(next) => cursor = Some(next.to_owned()),
+                            None => {
+                                finished = true;
+                                at_the_end.clone_from(&live);
+                            }
+                        }
+                    }
+                    Some(Step::ReadPage) => {}
+                    None => break,
+                }
+            }
+            if !seen.windows(2).all(|pair| pair[0] < pair[1]) {
+                return Some(format!("not once each in order: {seen:?}"));
+            }
+            // A new task's id is above every id there is, so beyond the
+            // cursor: a walk must meet every task there still was when it
+            // ended, whenever it was inserted.
+            let missed: Vec<&i64> = at_the_end.iter().filter(|id| !seen.contains(id)).collect();
+            if !missed.is_empty() {
+                return Some(format!("never served: {missed:?} (saw {seen:?})"));
+            }
+            None
+        });
+        match failure {
+            Some(failure) => Err(TestCaseError::fail(failure)),
+            None => Ok(()),
+        }
+    });
+    if let Err(failure) = outcome {
+        panic!("{failure}");
+    }
+}
