@@ -86,7 +86,7 @@ pub async fn list(
 
 /// One task, with `ETag: "<version>"`; `If-None-Match` with it gives 304.
 #[utoipa::path(get, path = "/api/v1/projects/{project_id}/tasks/{id}", tag = "tasks",
-    params(("project_id" = String, Path), ("id" = i64, Path),
+    params(("project_id" = String, Path), ("id" = i64, Path, minimum = 1),
            ("If-None-Match" = Option<String>, Header, description = "The task's `ETag`: 304 while it is unchanged"),
            ("X-Min-Seq" = Option<i64>, Header, description = "A seq the caller has seen; the answer includes it")),
     responses((status = 200, body = Task), (status = 304), (status = 404, body = ErrorBody)),
@@ -116,7 +116,7 @@ pub async fn get(
 /// updates: a stale version gives 412 and changes nothing.
 #[utoipa::path(patch, path = "/api/v1/projects/{project_id}/tasks/{id}", tag = "tasks",
     request_body = TaskPatch,
-    params(("project_id" = String, Path), ("id" = i64, Path),
+    params(("project_id" = String, Path), ("id" = i64, Path, minimum = 1),
            ("If-Match" = Option<String>, Header, description = "ETag of the version being changed")),
     responses((status = 200, body = Task), (status = 400, body = ErrorBody),
               (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
@@ -141,7 +141,7 @@ pub async fn update(
 
 /// Delete a task with its subtasks; tasks that depended on it lose that dependency.
 #[utoipa::path(delete, path = "/api/v1/projects/{project_id}/tasks/{id}", tag = "tasks",
-    params(("project_id" = String, Path), ("id" = i64, Path),
+    params(("project_id" = String, Path), ("id" = i64, Path, minimum = 1),
            ("If-Match" = Option<String>, Header, description = "ETag of the version being deleted")),
     responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
               (status = 412, body = ErrorBody)),

@@ -25,6 +25,7 @@ mod replicas;
 mod retention;
 mod roles;
 mod scale;
+mod schemathesis;
 mod shedding;
 mod sockets;
 mod tasks;
