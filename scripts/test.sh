@@ -3,7 +3,8 @@
 # PostgreSQL (the machine's on 127.0.0.1:5432 when it answers, else a private
 # one on port 55432), Redis (127.0.0.1:6379, else a private one on 56379),
 # Node's socket.io-client, Debian's Chromium for the browser tests, the web
-# app's build (scripts/build-web.sh), and cargo-nextest.
+# app's build (scripts/build-web.sh), cargo-nextest, and the Python test tools
+# (kubernetes-validate, schemathesis), Prometheus and Alertmanager.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -98,7 +99,8 @@ ensure_browser() {
 
 # The edge tests run Debian's nginx with the brotli module; the deployment
 # tests render the Kubernetes manifests with `kubectl kustomize` and check
-# them with kubernetes-validate (PyPI, in a virtualenv of its own).
+# them with kubernetes-validate; the API is fuzzed against its OpenAPI
+# document with schemathesis (both from PyPI, in a virtualenv of their own).
 ensure_deploy_tools() {
   if ! command -v nginx >/dev/null 2>&1 || [ ! -e /etc/nginx/modules-enabled/50-mod-http-brotli-filter.conf ]; then
     apt_install nginx libnginx-mod-http-brotli-filter
@@ -107,11 +109,20 @@ ensure_deploy_tools() {
   command -v openssl >/dev/null 2>&1 || apt_install openssl
   command -v kubectl >/dev/null 2>&1 || apt_install kubernetes-client
   local venv="$ROOT/target/test-tools/venv"
-  if [ ! -x "$venv/bin/kubernetes-validate" ]; then
-    say "installing kubernetes-validate (pip, into target/test-tools/venv)"
+  if [ ! -x "$venv/bin/kubernetes-validate" ] || [ ! -x "$venv/bin/schemathesis" ]; then
+    say "installing kubernetes-validate and schemathesis (pip, into target/test-tools/venv)"
     command -v python3 >/dev/null 2>&1 || apt_install python3 python3-venv
-    python3 -m venv "$venv" 2>/dev/null || { apt_install python3-venv && python3 -m venv "$venv"; }
-    "$venv/bin/pip" install --quiet --disable-pip-version-check kubernetes-validate
+    [ -x "$venv/bin/pip" ] || python3 -m venv "$venv" 2>/dev/null \
+      || { apt_install python3-venv && python3 -m venv "$venv"; }
+    "$venv/bin/pip" install --quiet --disable-pip-version-check kubernetes-validate 'schemathesis>=4,<5'
+  fi
+}
+
+# The monitoring tests check the alert rules with promtool and run a real
+# Prometheus and Alertmanager (Debian's packages) against a test server.
+ensure_monitoring_tools() {
+  if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus-alertmanager >/dev/null 2>&1; then
+    apt_install prometheus prometheus-alertmanager
   fi
 }
 
@@ -127,6 +138,7 @@ setup_redis
 ensure_test_tools
 ensure_browser
 ensure_deploy_tools
+ensure_monitoring_tools
 ensure_nextest
 bash scripts/build-web.sh
 

@@ -44,6 +44,10 @@ pub struct Application {
 
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
+        // Installed before anything records: breakers report their first
+        // state as they are made.
+        let metrics = telemetry::metrics_handle();
+        telemetry::register_counters();
         let (db, embedded) = database(&config).await?;
         db::migrate(&db, DATABASE_PATIENCE).await?;
         let bus = bus(&config)?;
@@ -93,7 +97,7 @@ impl Application {
         }
         let state = AppState {
             app,
-            metrics: telemetry::metrics_handle(),
+            metrics,
             config,
             probes: Arc::new(probes),
         };

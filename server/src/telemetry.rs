@@ -43,6 +43,72 @@ pub fn init_logging(format: LogFormat) {
     };
 }
 
+/// Records the process's resident memory, CPU time, threads and file
+/// descriptors under the names every Prometheus client uses
+/// (`process_resident_memory_bytes`, `process_cpu_seconds_total`, ...), so
+/// alerts and dashboards written for them work unchanged. Read from `/proc`
+/// at each scrape: a few syscalls, nothing in the background.
+pub fn sample_process_metrics() {
+    static COLLECTOR: OnceLock<metrics_process::Collector> = OnceLock::new();
+    COLLECTOR
+        .get_or_init(|| {
+            let collector = metrics_process::Collector::default();
+            collector.describe();
+            collector
+        })
+        .collect();
+}
+
+/// Counters that count failures and rare events, with every label value
+/// they can take, registered at zero when an instance starts. A counter that
+/// first appears at 1 hides that increment from `rate()`, and an absent
+/// series makes an alert on it silently never fire; the alert rules and
+/// dashboards in deploy/monitoring rely on these existing from the start.
+const COUNTERS_FROM_ZERO: &[(&str, &[(&str, &str)])] = &[
+    ("http_requests_shed_total", &[("reason", "queue_full")]),
+    ("http_requests_shed_total", &[("reason", "queue_timeout")]),
+    ("rate_limited_total", &[("limit", "token")]),
+    ("rate_limited_total", &[("limit", "user")]),
+    ("realtime_connections_total", &[]),
+    (
+        "realtime_connections_refused_total",
+        &[("limit", "instance")],
+    ),
+    ("realtime_connections_refused_total", &[("limit", "user")]),
+    ("realtime_event_failures_total", &[("event", "handshake")]),
+    ("realtime_deliveries_total", &[]),
+    ("realtime_replayed_events_total", &[]),
+    ("realtime_gap_fill_events_total", &[]),
+    ("realtime_duplicates_dropped_total", &[]),
+    ("realtime_reconcile_catch_ups_total", &[]),
+    ("realtime_send_failures_total", &[]),
+    ("realtime_slow_consumers_disconnected_total", &[]),
+    ("bus_publish_failures_total", &[]),
+    ("bus_messages_dropped_total", &[]),
+    ("cache_errors_total", &[("op", "get")]),
+    ("cache_errors_total", &[("op", "write")]),
+    ("cache_bypassed_calls_total", &[("op", "get")]),
+    ("cache_bypassed_calls_total", &[("op", "write")]),
+    ("cache_repairs_total", &[]),
+    ("cache_repairs_dropped_total", &[]),
+    ("db_replica_fallbacks_total", &[("reason", "behind")]),
+    ("db_replica_fallbacks_total", &[("reason", "error")]),
+    ("events_pruned_total", &[]),
+];
+
+/// Registers [`COUNTERS_FROM_ZERO`] (an increment by 0 creates the series),
+/// and the gauges that start at zero.
+pub fn register_counters() {
+    for (name, labels) in COUNTERS_FROM_ZERO {
+        let labels: Vec<metrics::Label> = labels
+            .iter()
+            .map(|(key, value)| metrics::Label::new(*key, *value))
+            .collect();
+        metrics::counter!(*name, labels).increment(0);
+    }
+    metrics::gauge!("cache_pending_repairs").set(0.0);
+}
+
 /// The process-wide Prometheus recorder, installed on first use. The `metrics`
 /// facade has one global recorder, so every app in a process shares it.
 pub fn metrics_handle() -> PrometheusHandle {

@@ -1,13 +1,14 @@
 //! Liveness, readiness and the Prometheus scrape endpoint.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use serde::Serialize;
 
-use crate::health::Verdict;
+use crate::health::{Probe, Verdict};
 use crate::state::AppState;
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -41,13 +42,7 @@ pub async fn healthz() -> axum::Json<Health> {
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses((status = 200, body = Readiness), (status = 503, body = Readiness)))]
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    let verdicts = futures::future::join_all(
-        state
-            .probes
-            .iter()
-            .map(|probe| async move { (probe, probe.check().await) }),
-    )
-    .await;
+    let verdicts = check_dependencies(&state).await;
     let mut checks = BTreeMap::new();
     let mut breakers = BTreeMap::new();
     let mut ready = true;
@@ -56,8 +51,6 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
             breakers.insert(breaker.dependency(), breaker.state().as_str());
         }
         checks.insert(probe.name(), verdict.as_str());
-        metrics::gauge!("dependency_up", "dependency" => probe.name())
-            .set(f64::from(u8::from(verdict != Verdict::Unavailable)));
         if probe.required() && verdict == Verdict::Unavailable {
             ready = false;
         }
@@ -79,8 +72,29 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     (status, axum::Json(body))
 }
 
-/// Prometheus text exposition. Pool gauges are sampled at scrape time.
+/// Asks every dependency at once, and records the answers as `dependency_up`.
+async fn check_dependencies(state: &AppState) -> Vec<(&Arc<dyn Probe>, Verdict)> {
+    let verdicts = futures::future::join_all(
+        state
+            .probes
+            .iter()
+            .map(|probe| async move { (probe, probe.check().await) }),
+    )
+    .await;
+    for (probe, verdict) in &verdicts {
+        metrics::gauge!("dependency_up", "dependency" => probe.name())
+            .set(f64::from(u8::from(*verdict != Verdict::Unavailable)));
+    }
+    verdicts
+}
+
+/// Prometheus text exposition. Pool gauges and the process's own figures
+/// (memory, CPU, file descriptors) are sampled at scrape time, and so are
+/// the dependencies, so that `dependency_up` is fresh whether or not an
+/// orchestrator polls `/readyz`.
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    check_dependencies(&state).await;
+    crate::telemetry::sample_process_metrics();
     let pool = state.app.db();
     metrics::gauge!("db_pool_connections").set(f64::from(pool.size()));
     metrics::gauge!("db_pool_idle_connections").set(pool.num_idle() as f64);

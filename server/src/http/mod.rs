@@ -11,10 +11,10 @@ mod shedding;
 mod tasks;
 mod web;
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::error_handling::HandleErrorLayer;
-use axum::extract::{MatchedPath, Request};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::header::{AUTHORIZATION, COOKIE, SET_COOKIE};
 use axum::http::HeaderName;
 use axum::middleware::{self, Next};
@@ -87,7 +87,10 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/metrics", metrics)
         .nest("/api/v1", api)
-        .route_layer(middleware::from_fn(record_metrics))
+        .route_layer(middleware::from_fn_with_state(
+            request_timeout,
+            record_metrics,
+        ))
         .merge(web::assets(state.config.web_dir.clone()))
         .fallback(move |request| web::fallback(index.clone(), request))
         .method_not_allowed_fallback(method_not_allowed)
@@ -144,24 +147,66 @@ pub fn metrics_router(state: AppState) -> Router {
 
 /// Counts requests and their latency by method, matched route and status —
 /// never the raw URL, whose ids would make label sets grow without bound.
-async fn record_metrics(request: Request, next: Next) -> Response {
-    let started = Instant::now();
+/// A request whose handler panics or that outlives the request timeout
+/// never returns here (the layers outside answer it with 500 / 503); it is
+/// still counted, with that status, when its future is dropped, so the
+/// error-rate SLO sees every failure.
+async fn record_metrics(
+    State(request_timeout): State<Duration>,
+    request: Request,
+    next: Next,
+) -> Response {
     let route = request
         .extensions()
         .get::<MatchedPath>()
         .map(|path| path.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".to_owned());
-    let method = request.method().to_string();
+    let mut recording = Recording {
+        started: Instant::now(),
+        request_timeout,
+        method: request.method().to_string(),
+        route,
+        status: None,
+    };
     let response = next.run(request).await;
-    let labels = [
-        ("method", method),
-        ("route", route),
-        ("status", response.status().as_u16().to_string()),
-    ];
-    metrics::counter!("http_requests_total", &labels).increment(1);
-    metrics::histogram!("http_request_duration_seconds", &labels)
-        .record(started.elapsed().as_secs_f64());
+    recording.status = Some(response.status().as_u16());
     response
+}
+
+struct Recording {
+    started: Instant,
+    request_timeout: Duration,
+    method: String,
+    route: String,
+    /// The response's status; `None` while the handler runs.
+    status: Option<u16>,
+}
+
+impl Drop for Recording {
+    fn drop(&mut self) {
+        let status = match self.status {
+            Some(status) => status,
+            // Unwinding from a handler's panic: CatchPanicLayer answers 500.
+            None if std::thread::panicking() => 500,
+            // Dropped by the request timeout (answered 503), or because the
+            // client went away; nginx's 499 names the latter.
+            None => {
+                if self.started.elapsed() >= self.request_timeout {
+                    503
+                } else {
+                    499
+                }
+            }
+        };
+        let labels = [
+            ("method", std::mem::take(&mut self.method)),
+            ("route", std::mem::take(&mut self.route)),
+            ("status", status.to_string()),
+        ];
+        metrics::counter!("http_requests_total", &labels).increment(1);
+        metrics::histogram!("http_request_duration_seconds", &labels)
+            .record(self.started.elapsed().as_secs_f64());
+    }
 }
 
 async fn method_not_allowed() -> Response {

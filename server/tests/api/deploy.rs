@@ -406,6 +406,31 @@ fn compose_file_follows_the_spec_and_its_references_resolve() {
             "{app}: stop_grace_period {grace} s ≤ the drain"
         );
     }
+    // Prometheus scrapes exactly the app services, on their metrics port.
+    for wanted in ["prometheus", "alertmanager", "grafana"] {
+        assert!(names.contains(wanted), "no service {wanted}");
+    }
+    let scrape: Value = serde_yaml::from_str(
+        &std::fs::read_to_string(repo().join("deploy/monitoring/prometheus/prometheus.yml"))
+            .unwrap(),
+    )
+    .unwrap();
+    let targets: BTreeSet<String> = scrape["scrape_configs"][0]["static_configs"][0]["targets"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|target| str_of(target).to_owned())
+        .collect();
+    let metrics_port = str_of(&services[apps[0]]["environment"]["METRICS_BIND"])
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .to_owned();
+    let expected: BTreeSet<String> = apps
+        .iter()
+        .map(|app| format!("{app}:{metrics_port}"))
+        .collect();
+    assert_eq!(targets, expected);
     // The edge sends to exactly the app services, on their port.
     let upstreams: BTreeSet<String> = str_of(&services["nginx"]["environment"]["EDGE_UPSTREAMS"])
         .split_whitespace()
@@ -456,4 +481,35 @@ fn the_edge_waits_longer_than_the_socket_keep_alive() {
         body_mb * 1024 * 1024 > defaults.max_body_bytes,
         "the edge refuses bodies the server accepts"
     );
+}
+
+#[test]
+fn monitoring_manifests_validate_and_carry_every_dashboard_and_rule_file() {
+    let yaml = kustomize("deploy/monitoring");
+    validate(&yaml).unwrap_or_else(|report| panic!("deploy/monitoring:\n{report}"));
+    let all = documents(&yaml);
+    let dashboards = resource(&all, "ConfigMap", "taskmaster-grafana-dashboards");
+    assert_eq!(
+        str_of(&dashboards["metadata"]["labels"]["grafana_dashboard"]),
+        "1",
+        "the Grafana sidecar picks dashboards by this label"
+    );
+    let on_disk: BTreeSet<String> =
+        std::fs::read_dir(repo().join("deploy/monitoring/grafana/dashboards"))
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+    let shipped: BTreeSet<String> = dashboards["data"]
+        .as_mapping()
+        .unwrap()
+        .keys()
+        .map(|key| str_of(key).to_owned())
+        .collect();
+    assert_eq!(shipped, on_disk, "every dashboard is in the ConfigMap");
+    let rules = resource(&all, "ConfigMap", "taskmaster-alert-rules");
+    assert_eq!(
+        str_of(&rules["data"]["alerts.yml"]),
+        std::fs::read_to_string(repo().join("deploy/monitoring/prometheus/alerts.yml")).unwrap()
+    );
+    resource(&all, "ConfigMap", "taskmaster-alertmanager");
 }

@@ -13,6 +13,7 @@ mod embedded;
 mod explain;
 mod helpers;
 mod members;
+mod monitoring;
 mod next_task;
 mod openapi;
 mod operations;

@@ -323,3 +323,46 @@ async fn shutdown_finishes_requests_in_flight() {
         .expect("server stops")
         .unwrap();
 }
+
+/// A request cut off by the request timeout never reaches the metrics
+/// middleware's end: it is still counted, with the 503 the client got, so
+/// the error-rate SLO sees it.
+#[tokio::test]
+async fn requests_cut_off_by_the_timeout_are_counted_as_503() {
+    let app = TestApp::spawn_with(|config| config.request_timeout_ms = 300).await;
+    let ann = app.register("ann").await;
+    let project = app.create_project(&ann, "Timeouts").await;
+    let tasks = format!("/api/v1/projects/{project}/tasks");
+    // A body that never finishes arriving.
+    let address = app.url("").trim_start_matches("http://").to_owned();
+    let mut slow = TcpStream::connect(&address).await.unwrap();
+    slow.write_all(
+        format!(
+            "POST {tasks} HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {}\r\n\
+             Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"ti",
+            ann.token
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut answer = vec![0; 4096];
+    let read = tokio::time::timeout(Duration::from_secs(5), slow.read(&mut answer))
+        .await
+        .expect("answered at the timeout")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer[..read]);
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+
+    let metrics = app
+        .request(reqwest::Method::GET, "/metrics", None, None, &[])
+        .await
+        .text;
+    let counted = metrics.lines().any(|line| {
+        line.starts_with("http_requests_total{")
+            && line.contains("method=\"POST\"")
+            && line.contains("route=\"/api/v1/projects/{project_id}/tasks\"")
+            && line.contains("status=\"503\"")
+    });
+    assert!(counted, "the timed-out request is not counted:\n{metrics}");
+}
