@@ -1,9 +1,56 @@
 //! The role matrix: owner, editor, viewer and non-member against every
 //! project route.
 
-use serde_json::json;
+use std::collections::BTreeSet;
+
+use serde_json::{json, Value};
 
 use crate::helpers::{TestApp, TestUser};
+
+/// The operation each row of the matrix exercises, as the OpenAPI document
+/// names it. A project route added without a row fails
+/// `the_matrix_covers_every_project_operation_of_the_openapi_document`.
+const MATRIX_OPERATIONS: &[(&str, &str, &str)] = &[
+    ("list tasks", "get", "/api/v1/projects/{project_id}/tasks"),
+    ("create task", "post", "/api/v1/projects/{project_id}/tasks"),
+    (
+        "get task",
+        "get",
+        "/api/v1/projects/{project_id}/tasks/{id}",
+    ),
+    (
+        "patch task",
+        "patch",
+        "/api/v1/projects/{project_id}/tasks/{id}",
+    ),
+    (
+        "delete task",
+        "delete",
+        "/api/v1/projects/{project_id}/tasks/{id}",
+    ),
+    (
+        "next task",
+        "get",
+        "/api/v1/projects/{project_id}/tasks/next",
+    ),
+    (
+        "list members",
+        "get",
+        "/api/v1/projects/{project_id}/members",
+    ),
+    (
+        "add member",
+        "post",
+        "/api/v1/projects/{project_id}/members",
+    ),
+    (
+        "remove member",
+        "delete",
+        "/api/v1/projects/{project_id}/members/{user_id}",
+    ),
+    ("events", "get", "/api/v1/projects/{project_id}/events"),
+    ("list projects shows it", "get", "/api/v1/projects"),
+];
 
 #[tokio::test]
 async fn every_project_route_enforces_roles() {
@@ -37,6 +84,13 @@ async fn every_project_route_enforces_roles() {
         ("events", [200, 200, 200, 404]),
         ("list projects shows it", [200, 200, 200, 404]),
     ];
+
+    let rows: BTreeSet<&str> = routes.iter().map(|(route, _)| *route).collect();
+    let mapped: BTreeSet<&str> = MATRIX_OPERATIONS.iter().map(|(row, _, _)| *row).collect();
+    assert_eq!(
+        rows, mapped,
+        "every row names its operation in MATRIX_OPERATIONS"
+    );
 
     for (route, expected) in routes {
         for ((role, caller), expected) in callers.iter().zip(expected) {
@@ -131,4 +185,51 @@ async fn unknown_and_malformed_project_ids_look_like_non_membership() {
     }
     assert_eq!(a.body, b.body);
     assert_eq!(b.body, c.body);
+}
+
+/// Every operation the API documents on a project is in the matrix: roles
+/// are checked on routes added after it was written. (Creating and listing
+/// projects are not on a project: any signed-in user may.)
+const PROJECT_SCOPED: &str = "/api/v1/projects/{project_id}";
+
+#[tokio::test]
+async fn the_matrix_covers_every_project_operation_of_the_openapi_document() {
+    let app = TestApp::spawn().await;
+    let document: Value = reqwest::get(app.url("/api/v1/openapi.json"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let documented: BTreeSet<(String, String)> = document["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(path, _)| path.starts_with(PROJECT_SCOPED))
+        .flat_map(|(path, operations)| {
+            operations
+                .as_object()
+                .unwrap()
+                .keys()
+                .filter(|method| {
+                    ["get", "post", "patch", "put", "delete"].contains(&method.as_str())
+                })
+                .map(move |method| (method.clone(), path.clone()))
+        })
+        .collect();
+    let covered: BTreeSet<(String, String)> = MATRIX_OPERATIONS
+        .iter()
+        .filter(|(_, _, path)| path.starts_with(PROJECT_SCOPED))
+        .map(|(_, method, path)| (method.to_string(), path.to_string()))
+        .collect();
+    let missing: Vec<_> = documented.difference(&covered).collect();
+    assert!(
+        missing.is_empty(),
+        "project operations without a row in the role matrix: {missing:?}"
+    );
+    let stale: Vec<_> = covered.difference(&documented).collect();
+    assert!(
+        stale.is_empty(),
+        "matrix rows for operations the API no longer has: {stale:?}"
+    );
 }
