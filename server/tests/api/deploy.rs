@@ -13,6 +13,8 @@ use serde_yaml::Value;
 use taskmaster_server::config::Config;
 use taskmaster_server::startup::DRAIN_TIMEOUT;
 
+use crate::helpers::python_test_tool;
+
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
@@ -38,22 +40,12 @@ fn documents(yaml: &str) -> Vec<Value> {
         .collect()
 }
 
-/// kubernetes-validate from the test tools' Python environment (or PATH).
-fn kubernetes_validate() -> PathBuf {
-    let venv = repo().join("target/test-tools/venv/bin/kubernetes-validate");
-    if venv.exists() {
-        venv
-    } else {
-        PathBuf::from("kubernetes-validate")
-    }
-}
-
 /// Validates `yaml` strictly against the Kubernetes 1.30 schemas; Err with
 /// the validator's report.
 fn validate(yaml: &str) -> Result<(), String> {
     let file = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(file.path(), yaml).unwrap();
-    let output = Command::new(kubernetes_validate())
+    let output = Command::new(python_test_tool("kubernetes-validate"))
         .args(["--strict", "--quiet", "-k", "1.30.0"])
         .arg(file.path())
         .output()

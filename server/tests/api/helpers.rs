@@ -13,6 +13,20 @@ use taskmaster_server::config::{Config, Secret};
 use taskmaster_server::startup::Application;
 use tokio::sync::oneshot;
 
+/// A command-line tool that scripts/test.sh installs from PyPI into the test
+/// tools' Python environment (kubernetes-validate, schemathesis), or the
+/// one on PATH when that environment is not there.
+pub fn python_test_tool(name: &str) -> std::path::PathBuf {
+    let venv = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../target/test-tools/venv/bin")
+        .join(name);
+    if venv.exists() {
+        venv
+    } else {
+        name.into()
+    }
+}
+
 /// Where tests create their databases; the test script exports it.
 pub fn admin_url() -> String {
     std::env::var("TEST_DATABASE_URL")

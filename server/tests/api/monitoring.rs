@@ -44,7 +44,7 @@ fn alert_rules() -> Value {
     serde_yaml::from_str(&text).unwrap()
 }
 
-/// Every rule of alerts.yml: (alert name or recorded name, expression).
+/// Every rule of alerts.yml: (alert name, recorded name, expression).
 fn rules() -> Vec<(Option<String>, Option<String>, String)> {
     alert_rules()["groups"]
         .as_array()
@@ -259,15 +259,16 @@ async fn every_metric_the_alerts_and_dashboards_query_is_exported_by_the_server(
         .filter(|line| !line.starts_with('#') && !line.is_empty())
         .map(|line| base_name(line.split(['{', ' ']).next().unwrap()))
         .collect();
-    let recorded: BTreeSet<String> = rules()
-        .into_iter()
-        .filter_map(|(_, record, _)| record)
+    let rules = rules();
+    let recorded: BTreeSet<String> = rules
+        .iter()
+        .filter_map(|(_, record, _)| record.clone())
         .collect();
     // `up` is Prometheus's own, per scrape target.
     let known =
         |name: &str| name == "up" || recorded.contains(name) || exported.contains(base_name(name));
 
-    let mut queries: Vec<(String, String)> = rules()
+    let mut queries: Vec<(String, String)> = rules
         .into_iter()
         .map(|(alert, record, expr)| (alert.or(record).unwrap(), expr))
         .collect();

@@ -7,49 +7,98 @@ use serde_json::{json, Value};
 
 use crate::helpers::{TestApp, TestUser};
 
-/// The operation each row of the matrix exercises, as the OpenAPI document
-/// names it. A project route added without a row fails
+/// One row of the matrix: its name, the operation it exercises as the
+/// OpenAPI document names it, and the statuses expected for owner, editor,
+/// viewer and non-member. A project route added without a row fails
 /// `the_matrix_covers_every_project_operation_of_the_openapi_document`.
-const MATRIX_OPERATIONS: &[(&str, &str, &str)] = &[
-    ("list tasks", "get", "/api/v1/projects/{project_id}/tasks"),
-    ("create task", "post", "/api/v1/projects/{project_id}/tasks"),
-    (
+struct Row {
+    name: &'static str,
+    method: &'static str,
+    path: &'static str,
+    expected: [u16; 4],
+}
+
+const fn row(
+    name: &'static str,
+    method: &'static str,
+    path: &'static str,
+    expected: [u16; 4],
+) -> Row {
+    Row {
+        name,
+        method,
+        path,
+        expected,
+    }
+}
+
+const MATRIX: &[Row] = &[
+    row(
+        "list tasks",
+        "get",
+        "/api/v1/projects/{project_id}/tasks",
+        [200, 200, 200, 404],
+    ),
+    row(
+        "create task",
+        "post",
+        "/api/v1/projects/{project_id}/tasks",
+        [201, 201, 403, 404],
+    ),
+    row(
         "get task",
         "get",
         "/api/v1/projects/{project_id}/tasks/{id}",
+        [200, 200, 200, 404],
     ),
-    (
+    row(
         "patch task",
         "patch",
         "/api/v1/projects/{project_id}/tasks/{id}",
+        [200, 200, 403, 404],
     ),
-    (
+    row(
         "delete task",
         "delete",
         "/api/v1/projects/{project_id}/tasks/{id}",
+        [204, 204, 403, 404],
     ),
-    (
+    row(
         "next task",
         "get",
         "/api/v1/projects/{project_id}/tasks/next",
+        [200, 200, 200, 404],
     ),
-    (
+    row(
         "list members",
         "get",
         "/api/v1/projects/{project_id}/members",
+        [200, 200, 200, 404],
     ),
-    (
+    row(
         "add member",
         "post",
         "/api/v1/projects/{project_id}/members",
+        [201, 403, 403, 404],
     ),
-    (
+    row(
         "remove member",
         "delete",
         "/api/v1/projects/{project_id}/members/{user_id}",
+        [204, 403, 403, 404],
     ),
-    ("events", "get", "/api/v1/projects/{project_id}/events"),
-    ("list projects shows it", "get", "/api/v1/projects"),
+    row(
+        "events",
+        "get",
+        "/api/v1/projects/{project_id}/events",
+        [200, 200, 200, 404],
+    ),
+    row(
+        "list projects shows it",
+        "get",
+        "/api/v1/projects",
+        [200, 200, 200, 404],
+    ),
 ];
 
 #[tokio::test]
@@ -70,29 +119,8 @@ async fn every_project_route_enforces_roles() {
         ("viewer", &viewer),
         ("non-member", &stranger),
     ];
-    // Expected statuses for owner, editor, viewer, non-member.
-    let routes: [(&str, [u16; 4]); 11] = [
-        ("list tasks", [200, 200, 200, 404]),
-        ("create task", [201, 201, 403, 404]),
-        ("get task", [200, 200, 200, 404]),
-        ("patch task", [200, 200, 403, 404]),
-        ("delete task", [204, 204, 403, 404]),
-        ("next task", [200, 200, 200, 404]),
-        ("list members", [200, 200, 200, 404]),
-        ("add member", [201, 403, 403, 404]),
-        ("remove member", [204, 403, 403, 404]),
-        ("events", [200, 200, 200, 404]),
-        ("list projects shows it", [200, 200, 200, 404]),
-    ];
-
-    let rows: BTreeSet<&str> = routes.iter().map(|(route, _)| *route).collect();
-    let mapped: BTreeSet<&str> = MATRIX_OPERATIONS.iter().map(|(row, _, _)| *row).collect();
-    assert_eq!(
-        rows, mapped,
-        "every row names its operation in MATRIX_OPERATIONS"
-    );
-
-    for (route, expected) in routes {
+    for row in MATRIX {
+        let (route, expected) = (row.name, row.expected);
         for ((role, caller), expected) in callers.iter().zip(expected) {
             // Fresh targets per call, so one caller's success does not change
             // what the next one sees.
@@ -217,10 +245,10 @@ async fn the_matrix_covers_every_project_operation_of_the_openapi_document() {
                 .map(move |method| (method.clone(), path.clone()))
         })
         .collect();
-    let covered: BTreeSet<(String, String)> = MATRIX_OPERATIONS
+    let covered: BTreeSet<(String, String)> = MATRIX
         .iter()
-        .filter(|(_, _, path)| path.starts_with(PROJECT_SCOPED))
-        .map(|(_, method, path)| (method.to_string(), path.to_string()))
+        .filter(|row| row.path.starts_with(PROJECT_SCOPED))
+        .map(|row| (row.method.to_owned(), row.path.to_owned()))
         .collect();
     let missing: Vec<_> = documented.difference(&covered).collect();
     assert!(

@@ -20,23 +20,11 @@
 //! Bounded for CI (a fixed seed, a few dozen cases per operation); the
 //! longer run is documented in docs/BENCHMARKS.md ("Bad input").
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use tokio::process::Command;
 
-use crate::edge::repo;
-use crate::helpers::TestApp;
-
-/// The schemathesis command of the test tools' Python environment (or PATH).
-fn schemathesis() -> PathBuf {
-    let venv = repo().join("target/test-tools/venv/bin/schemathesis");
-    if venv.exists() {
-        venv
-    } else {
-        PathBuf::from("schemathesis")
-    }
-}
+use crate::helpers::{python_test_tool, TestApp};
 
 const EXCLUDED_CHECKS: &str =
     "positive_data_acceptance,ensure_resource_availability,negative_data_rejection";
@@ -51,7 +39,7 @@ async fn the_api_answers_fuzzed_and_stateful_requests_as_its_openapi_document_sa
     .await;
     let user = app.register("Schemathesis").await;
     let reports = tempfile::tempdir().unwrap();
-    let run = Command::new(schemathesis())
+    let run = Command::new(python_test_tool("schemathesis"))
         .arg("run")
         .arg(app.url("/api/v1/openapi.json"))
         .args(["--header", &format!("Authorization: Bearer {}", user.token)])
