@@ -1,4 +1,5 @@
-//! The closed vocabularies of the contract: task status, priority and member role.
+//! The closed vocabularies of the contract: task status, priority, member
+//! role, and the audit log's actions.
 //!
 //! Each parses only its exact wire spelling, so a typo is an error rather than a
 //! silent default.
@@ -133,6 +134,17 @@ wire_enum! {
         Editor = "editor",
         /// Read and subscribe only.
         Viewer = "viewer",
+    }
+}
+
+wire_enum! {
+    /// What changed in a project's membership (its audit log).
+    AuditAction, "audit action", serde = "snake_case" {
+        /// The project was created; its creator became its owner.
+        ProjectCreated = "project_created",
+        MemberAdded = "member_added",
+        RoleChanged = "role_changed",
+        MemberRemoved = "member_removed",
     }
 }
 

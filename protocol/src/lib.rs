@@ -6,7 +6,7 @@
 
 mod enums;
 
-pub use enums::{ParseEnumError, Priority, Role, TaskStatus};
+pub use enums::{AuditAction, ParseEnumError, Priority, Role, TaskStatus};
 
 use serde::{Deserialize, Deserializer, Serialize};
 
@@ -63,6 +63,62 @@ pub struct LoginRequest {
 pub struct AuthResponse {
     pub user: User,
     pub token: String,
+}
+
+/// One of the caller's signed-in sessions (`GET /api/v1/auth/sessions`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct SessionInfo {
+    /// Names the session for `DELETE /api/v1/auth/sessions/{id}`; not its token.
+    pub id: String,
+    /// RFC 3339, UTC.
+    pub created_at: String,
+    /// RFC 3339, UTC.
+    pub expires_at: String,
+    /// The `User-Agent` it signed in with (truncated), empty when none was sent.
+    pub user_agent: String,
+    /// The address it signed in from, when known.
+    pub ip: Option<String>,
+    /// Whether this is the session making the request.
+    pub current: bool,
+}
+
+/// Body of `POST /api/v1/auth/password`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ChangePasswordRequest {
+    pub current_password: String,
+    #[cfg_attr(feature = "openapi", schema(min_length = 8, max_length = 1024))]
+    pub new_password: String,
+}
+
+/// One entry of a project's audit log: who changed whose membership, and when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct AuditEntry {
+    /// Grows with every entry of the deployment.
+    pub id: i64,
+    /// RFC 3339, UTC.
+    pub at: String,
+    pub action: AuditAction,
+    /// Who made the change; `null` if that account no longer exists.
+    pub actor: Option<User>,
+    /// Whose membership changed; `null` if that account no longer exists.
+    pub subject: Option<User>,
+    /// The role after the change (`null` for a removal).
+    pub role: Option<Role>,
+    /// The role before it (`null` for an addition or the project's creation).
+    pub previous_role: Option<Role>,
+}
+
+/// One page of a project's audit log, newest first.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct AuditPage {
+    pub items: Vec<AuditEntry>,
+    /// Pass as `cursor` for older entries; `null` on the last page.
+    pub next_cursor: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -289,10 +345,13 @@ pub mod handshake_refusal {
     pub const TOO_MANY_USER_CONNECTIONS: &str =
         "too many connections for this user; close another tab or client";
     pub const TOO_MANY_REQUESTS: &str = "too many requests for this token; retry shortly";
+    /// A handshake signed in by the session cookie from a page of another origin.
+    pub const ORIGIN_NOT_ALLOWED: &str =
+        "pages of this origin may not connect with the session cookie";
 
     /// Whether `message` refuses the credentials themselves.
     pub fn refuses_credentials(message: &str) -> bool {
-        message == INVALID_TOKEN || message == MISSING_CREDENTIALS
+        message == INVALID_TOKEN || message == MISSING_CREDENTIALS || message == ORIGIN_NOT_ALLOWED
     }
 }
 

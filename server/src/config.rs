@@ -186,6 +186,19 @@ pub struct Config {
     #[arg(long, env = "TRUST_FORWARDED_FOR", default_value_t = false)]
     pub trust_forwarded_for: bool,
 
+    /// Mark the browser session cookies `Secure` (sent over HTTPS only) and
+    /// give them the `__Host-` prefix. Browsers treat `http://localhost` and
+    /// loopback addresses as secure, so only a deployment serving plain HTTP
+    /// on another address needs `false`.
+    #[arg(long, env = "SESSION_COOKIE_SECURE", default_value_t = true, action = clap::ArgAction::Set)]
+    pub session_cookie_secure: bool,
+
+    /// Origins (`https://app.example.com`, comma-separated) whose pages may
+    /// call the API from the browser with a bearer token. Empty: none, and
+    /// no CORS headers are sent at all.
+    #[arg(long, env = "CORS_ALLOWED_ORIGINS", value_delimiter = ',', value_parser = parse_origin)]
+    pub cors_allowed_origins: Vec<String>,
+
     /// Socket.IO heartbeat: how often the server pings each client, in milliseconds.
     #[arg(long, env = "SOCKET_PING_INTERVAL_MS", default_value_t = 10_000)]
     pub socket_ping_interval_ms: u64,
@@ -233,6 +246,37 @@ pub struct Config {
     /// Log format: `text` for people, `json` for log collectors.
     #[arg(long, env = "LOG_FORMAT", default_value = "text")]
     pub log_format: LogFormat,
+
+    /// Report failures clients see (5xx answers, panics, Socket.IO events
+    /// that failed on our side) to this Sentry DSN, or any endpoint that
+    /// speaks Sentry's protocol. Unset: they are only counted and logged.
+    #[arg(long, env = "SENTRY_DSN")]
+    pub sentry_dsn: Option<Secret>,
+
+    /// The environment reports are filed under (`production`, `staging`).
+    #[arg(long, env = "SENTRY_ENVIRONMENT")]
+    pub sentry_environment: Option<String>,
+
+    /// Most reports sent per minute for each kind of failure (internal,
+    /// panic, unavailable, timeout, shed); the rest are only counted.
+    #[arg(long, env = "SENTRY_REPORTS_PER_MINUTE", default_value_t = 60)]
+    pub sentry_reports_per_minute: u32,
+
+    /// Export traces over OTLP/HTTP (protobuf) to this collector, e.g.
+    /// `http://otel-collector:4318` (traces go to `/v1/traces`). Unset: no
+    /// tracing beyond the logs, and no cost for it.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    pub otel_exporter_otlp_endpoint: Option<String>,
+
+    /// The share of traces recorded, 0 to 1, for requests that arrive
+    /// without a sampling decision; a `traceparent` from the caller decides
+    /// for its own trace.
+    #[arg(long, env = "OTEL_TRACES_SAMPLER_ARG", default_value_t = 0.05, value_parser = parse_ratio)]
+    pub otel_traces_sampler_arg: f64,
+
+    /// The service name traces carry.
+    #[arg(long, env = "OTEL_SERVICE_NAME", default_value = "taskmaster")]
+    pub otel_service_name: String,
 }
 
 impl Cli {
@@ -370,6 +414,35 @@ impl FromStr for Secret {
 
     fn from_str(value: &str) -> Result<Self, Self::Err> {
         Ok(Secret(value.to_owned()))
+    }
+}
+
+/// A share between 0 and 1.
+fn parse_ratio(value: &str) -> Result<f64, String> {
+    match value.trim().parse::<f64>() {
+        Ok(ratio) if (0.0..=1.0).contains(&ratio) => Ok(ratio),
+        _ => Err(format!("{value:?} is not a ratio between 0 and 1")),
+    }
+}
+
+/// A browser origin, `scheme://host[:port]`, as the `Origin` header spells
+/// it (lower case, no path, no trailing slash).
+fn parse_origin(value: &str) -> Result<String, String> {
+    let origin = value.trim().trim_end_matches('/').to_ascii_lowercase();
+    let host = origin
+        .strip_prefix("https://")
+        .or_else(|| origin.strip_prefix("http://"))
+        .unwrap_or_default();
+    let well_formed = !host.is_empty()
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'));
+    if well_formed {
+        Ok(origin)
+    } else {
+        Err(format!(
+            "CORS_ALLOWED_ORIGINS entry {value:?} is not an origin of the form https://host[:port]"
+        ))
     }
 }
 

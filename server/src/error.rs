@@ -18,9 +18,10 @@ pub enum Error {
     /// No or invalid credentials.
     #[error("{0}")]
     Unauthorized(String),
-    /// A member whose role does not allow the action.
-    #[error("{0}")]
-    Forbidden(String),
+    /// A member whose role does not allow the action (`forbidden`), or a
+    /// request refused for what it is (a wrong password, a missing CSRF token).
+    #[error("{1}")]
+    Forbidden(&'static str, String),
     /// Unknown resource, or a project the caller is not a member of.
     #[error("{1}")]
     NotFound(&'static str, String),
@@ -66,7 +67,7 @@ impl Error {
         match self {
             Error::Malformed(..) => 400,
             Error::Unauthorized(_) => 401,
-            Error::Forbidden(_) => 403,
+            Error::Forbidden(..) => 403,
             Error::NotFound(..) => 404,
             Error::Conflict(..) => 409,
             Error::Gone(..) => 410,
@@ -85,9 +86,9 @@ impl Error {
             | Error::NotFound(code, _)
             | Error::Conflict(code, _)
             | Error::Gone(code, _)
+            | Error::Forbidden(code, _)
             | Error::Invalid(code, _) => code,
             Error::Unauthorized(_) => "unauthorized",
-            Error::Forbidden(_) => "forbidden",
             Error::VersionMismatch(_) => "version_mismatch",
             Error::RateLimited(_) => "rate_limited",
             Error::Unavailable(_) => "service_unavailable",
@@ -126,7 +127,7 @@ impl Error {
         match self {
             Error::Malformed(code, message) => Error::Malformed(code, message.clone()),
             Error::Unauthorized(message) => Error::Unauthorized(message.clone()),
-            Error::Forbidden(message) => Error::Forbidden(message.clone()),
+            Error::Forbidden(code, message) => Error::Forbidden(code, message.clone()),
             Error::NotFound(code, message) => Error::NotFound(code, message.clone()),
             Error::Conflict(code, message) => Error::Conflict(code, message.clone()),
             Error::Gone(code, message) => Error::Gone(code, message.clone()),

@@ -18,6 +18,8 @@ pub mod domain;
 pub mod embedded_pg;
 /// The one error type, free of any transport.
 pub mod error;
+/// Failures clients see: counted, and reported to Sentry when configured.
+pub mod error_tracking;
 /// Readiness probes, one per dependency.
 pub mod health;
 /// Routes, middleware and handlers.
@@ -32,3 +34,5 @@ pub mod startup;
 pub mod state;
 /// Logs and metrics.
 pub mod telemetry;
+/// The TLS provider of outgoing connections.
+pub mod tls;

@@ -8,11 +8,22 @@ use taskmaster_server::{db, telemetry};
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    taskmaster_server::tls::install_default_provider();
     let cli = Cli::from_env_and_args();
-    telemetry::init_logging(cli.config.log_format);
+    // Before the runtime starts: the trace exporter runs on a thread of its
+    // own with a blocking HTTP client, which must not be made (or dropped)
+    // on the runtime's threads. Held to the end: dropping it sends the last spans.
+    let traces = telemetry::TraceExport::from_config(&cli.config);
+    let _telemetry = telemetry::init(cli.config.log_format, traces.as_ref())?;
     tracing::debug!(config = ?cli.config, "configuration");
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(run(cli))
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
             let app = Application::build(cli.config).await?;

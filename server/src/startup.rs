@@ -21,8 +21,10 @@ use crate::config::{Config, Secret, Switch};
 use crate::db;
 use crate::db::replicas::{Database, ReplicaProbe};
 use crate::embedded_pg::EmbeddedPostgres;
+use crate::error_tracking;
 use crate::health::Probe;
 use crate::http;
+use crate::http::session_cookie::CookiePolicy;
 use crate::limits::SharedLoginLimits;
 use crate::realtime::{self, Bus, FanoutProbe, Realtime, RealtimeSettings};
 use crate::state::AppState;
@@ -48,6 +50,14 @@ impl Application {
         // state as they are made.
         let metrics = telemetry::metrics_handle();
         telemetry::register_counters();
+        error_tracking::init(&error_tracking::Settings {
+            sentry_dsn: config
+                .sentry_dsn
+                .as_ref()
+                .map(|dsn| dsn.expose().to_owned()),
+            environment: config.sentry_environment.clone(),
+            reports_per_minute: config.sentry_reports_per_minute,
+        });
         let (db, embedded) = database(&config).await?;
         db::migrate(&db, DATABASE_PATIENCE).await?;
         let bus = bus(&config)?;
@@ -98,6 +108,7 @@ impl Application {
         let state = AppState {
             app,
             metrics,
+            cookies: Arc::new(CookiePolicy::new(&config)),
             config,
             probes: Arc::new(probes),
         };
@@ -178,6 +189,7 @@ impl Application {
         if let Some(embedded) = embedded.as_mut() {
             embedded.stop();
         }
+        error_tracking::flush(Duration::from_secs(2));
         served.context("server failed")
     }
 }

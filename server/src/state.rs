@@ -7,6 +7,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use crate::app::App;
 use crate::config::Config;
 use crate::health::Probe;
+use crate::http::session_cookie::CookiePolicy;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -15,4 +16,6 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// Readiness checks, one per dependency.
     pub probes: Arc<Vec<Arc<dyn Probe>>>,
+    /// How browser sessions are kept in cookies.
+    pub cookies: Arc<CookiePolicy>,
 }

@@ -1,13 +1,23 @@
-//! Logs and metrics set-up.
+//! Logs, traces and metrics set-up.
 
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
+use std::time::Duration;
 
+use anyhow::Context as _;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_otlp::{Protocol, WithExportConfig};
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
+use opentelemetry_sdk::Resource;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::EnvFilter;
 
-use crate::config::LogFormat;
+use crate::config::{Config, LogFormat};
 use crate::http::LATENCY_BUCKETS;
 
 /// Redis commands and pool waits take tens of microseconds when healthy:
@@ -19,15 +29,82 @@ const FAST_BUCKETS: &[f64] = &[
 /// Cumulative layout shift: 0.1 and 0.25 are the good / poor thresholds.
 const LAYOUT_SHIFT_BUCKETS: &[f64] = &[0.01, 0.05, 0.1, 0.25, 0.5, 1.0];
 
-/// Structured logs to stderr; `RUST_LOG` adjusts levels (default `info`).
-/// The redis client's own warnings are left out by default: while a cluster
-/// node is down it logs every reconnection attempt, hundreds a second, and
-/// the bus reports the outage itself (the `redis` check in `/readyz`,
+/// Where traces go, when they are exported (`OTEL_*` settings).
+#[derive(Debug, Clone)]
+pub struct TraceExport {
+    /// The collector's base URL; spans are posted to `{endpoint}/v1/traces`.
+    pub endpoint: String,
+    /// The share of new traces recorded.
+    pub sample_ratio: f64,
+    pub service_name: String,
+}
+
+impl TraceExport {
+    pub fn from_config(config: &Config) -> Option<TraceExport> {
+        config
+            .otel_exporter_otlp_endpoint
+            .as_ref()
+            .map(|endpoint| TraceExport {
+                endpoint: endpoint.trim_end_matches('/').to_owned(),
+                sample_ratio: config.otel_traces_sampler_arg,
+                service_name: config.otel_service_name.clone(),
+            })
+    }
+}
+
+/// Keeps the trace exporter running; dropping it sends what is buffered.
+#[must_use = "dropping the guard stops the trace exporter"]
+pub struct TelemetryGuard {
+    tracer_provider: Option<SdkTracerProvider>,
+}
+
+impl Drop for TelemetryGuard {
+    fn drop(&mut self) {
+        if let Some(provider) = self.tracer_provider.take() {
+            if let Err(error) = provider.shutdown() {
+                eprintln!("trace exporter shutdown: {error}");
+            }
+        }
+    }
+}
+
+/// Whether spans are exported: the HTTP layer only reads incoming trace
+/// context, and names spans for the collector, when they are.
+static EXPORTING: AtomicBool = AtomicBool::new(false);
+
+pub fn exporting_traces() -> bool {
+    EXPORTING.load(Ordering::Relaxed)
+}
+
+/// Structured logs to stderr (`RUST_LOG` adjusts levels, default `info`)
+/// and, with `traces`, the same spans exported over OTLP. The redis
+/// client's own warnings are left out by default: while a cluster node is
+/// down it logs every reconnection attempt, hundreds a second, and the bus
+/// reports the outage itself (the `redis` check in `/readyz`,
 /// `realtime_fanout_up`).
-pub fn init_logging(format: LogFormat) {
+pub fn init(format: LogFormat, traces: Option<&TraceExport>) -> anyhow::Result<TelemetryGuard> {
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=info,redis=error"));
-    let registry = tracing_subscriber::registry().with(filter);
+    let (otel, tracer_provider) = match traces {
+        Some(export) => {
+            let provider = tracer_provider(export)?;
+            // Spans stay unstarted until their first child or their end, so
+            // the request span can still be named by its route once routing
+            // matched one (nothing here uses OpenTelemetry's own current
+            // context, which activation would maintain); busy/idle timings
+            // and thread names are not worth their cost per span.
+            let layer = tracing_opentelemetry::layer()
+                .with_tracer(provider.tracer("taskmaster"))
+                .with_context_activation(false)
+                .with_tracked_inactivity(false)
+                .with_threads(false);
+            opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+            EXPORTING.store(true, Ordering::Relaxed);
+            (Some(layer), Some(provider))
+        }
+        None => (None, None),
+    };
+    let registry = tracing_subscriber::registry().with(filter).with(otel);
     // A second initialisation (tests build several apps) is harmless: keep the first.
     let _ = match format {
         LogFormat::Json => registry
@@ -41,6 +118,81 @@ pub fn init_logging(format: LogFormat) {
             .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
             .try_init(),
     };
+    Ok(TelemetryGuard { tracer_provider })
+}
+
+/// Logs only, as the tests want them.
+pub fn init_logging(format: LogFormat) {
+    // Without an exporter nothing can fail, and there is nothing to keep.
+    let _ = init(format, None);
+}
+
+fn tracer_provider(export: &TraceExport) -> anyhow::Result<SdkTracerProvider> {
+    crate::tls::install_default_provider();
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .with_protocol(Protocol::HttpBinary)
+        .with_endpoint(format!("{}/v1/traces", export.endpoint))
+        .with_timeout(Duration::from_secs(5))
+        .build()
+        .context("the OTLP trace exporter")?;
+    // Requests that bring a sampling decision (`traceparent`) keep it, so a
+    // trace is whole across services; new ones are sampled by ratio.
+    let sampler = Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(export.sample_ratio)));
+    Ok(SdkTracerProvider::builder()
+        .with_batch_exporter(exporter)
+        .with_sampler(sampler)
+        .with_resource(
+            Resource::builder()
+                .with_service_name(export.service_name.clone())
+                .build(),
+        )
+        .build())
+}
+
+/// The trace context of the current span in W3C form (`traceparent`,
+/// `tracestate`), to carry across the bus; empty when nothing is traced.
+pub fn current_trace_context() -> HashMap<String, String> {
+    let mut carrier = HashMap::new();
+    if exporting_traces() {
+        let context = tracing::Span::current().context();
+        opentelemetry::global::get_text_map_propagator(|propagator| {
+            propagator.inject_context(&context, &mut carrier)
+        });
+    }
+    carrier
+}
+
+/// Makes `span` a child of the trace context in `carrier` (from the bus).
+pub fn continue_trace(span: &tracing::Span, carrier: &HashMap<String, String>) {
+    if exporting_traces() && !carrier.is_empty() {
+        let parent = opentelemetry::global::get_text_map_propagator(|propagator| {
+            propagator.extract(carrier)
+        });
+        let _ = span.set_parent(parent);
+    }
+}
+
+/// Makes `span` a child of the trace context an HTTP request brings.
+pub fn continue_trace_from_headers(span: &tracing::Span, headers: &axum::http::HeaderMap) {
+    if exporting_traces() {
+        let parent = opentelemetry::global::get_text_map_propagator(|propagator| {
+            propagator.extract(&HeaderExtractor(headers))
+        });
+        let _ = span.set_parent(parent);
+    }
+}
+
+struct HeaderExtractor<'a>(&'a axum::http::HeaderMap);
+
+impl opentelemetry::propagation::Extractor for HeaderExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|value| value.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(|name| name.as_str()).collect()
+    }
 }
 
 /// Records the process's resident memory, CPU time, threads and file

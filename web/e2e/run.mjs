@@ -33,15 +33,31 @@ const browser = await chromium.launch({
          "--disable-background-networking", "--disable-extensions", "--no-first-run"],
 });
 
-/** A browser context signed in as `user` (the app keeps its session in localStorage). */
+/** A browser context signed in as `user`: it signs in as the app does, and
+ * keeps the session cookies the server sets (the app keeps no token). */
 async function signedIn(user) {
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-  await context.addInitScript(([token, profile]) => {
-    localStorage.setItem("taskmaster.token", token);
+  const answer = await context.request.post(`${args.base}/api/v1/auth/login`,
+    { data: { email: user.email, password: user.password } });
+  check(answer.ok(), `signing in ${user.email} failed: ${answer.status()}`);
+  await context.addInitScript((profile) => {
     localStorage.setItem("taskmaster.user", profile);
-  }, [user.token, JSON.stringify({ id: user.id, email: user.email, name: user.name })]);
+  }, JSON.stringify({ id: user.id, email: user.email, name: user.name }));
+  await watchPolicy(context);
   return context;
 }
+
+/** Records every Content-Security-Policy violation of the context's pages
+ * (in `window.__violations`), so a scenario can require that there were none. */
+async function watchPolicy(context) {
+  await context.addInitScript(() => {
+    window.__violations = [];
+    document.addEventListener("securitypolicyviolation", (event) => {
+      window.__violations.push(`${event.violatedDirective}: ${event.blockedURI || "inline"}`);
+    });
+  });
+}
+const violations = (page) => page.evaluate(() => window.__violations);
 
 async function openBoard(context, query = "") {
   const page = await context.newPage();
@@ -58,6 +74,7 @@ const scenarios = {
   // Sign up from the first page, create a project, add a task, open it.
   async signup() {
     const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    await watchPolicy(context);
     const page = await context.newPage();
     const fetched = [];
     page.on("request", (request) => fetched.push(new URL(request.url()).pathname));
@@ -96,9 +113,7 @@ const scenarios = {
     await page.waitForSelector(".subtasks >> text=#2 Draft the outline");
     await shot(page, "task-detail");
     const saved = await page.evaluate(async () => {
-      const response = await fetch(location.pathname.replace("/projects/", "/api/v1/projects/"), {
-        headers: { authorization: "Bearer " + localStorage.getItem("taskmaster.token") },
-      });
+      const response = await fetch(location.pathname.replace("/projects/", "/api/v1/projects/"));
       return response.json();
     });
 
@@ -116,16 +131,45 @@ const scenarios = {
     await shot(page, "members");
 
     const projects = await page.evaluate(async () => {
-      const response = await fetch("/api/v1/projects", {
-        headers: { authorization: "Bearer " + localStorage.getItem("taskmaster.token") },
-      });
+      const response = await fetch("/api/v1/projects");
       return (await response.json()).items.map((project) => project.name);
     });
+
+    // The session is in cookies script cannot read, and nothing on the page
+    // holds the token: only the CSRF value is visible.
+    const cookies = await context.cookies();
+    const session = cookies.find((cookie) => cookie.name.endsWith("tm_session"));
+    const pageSees = await page.evaluate(() => ({
+      cookie: document.cookie,
+      stored: Object.keys(localStorage).map((key) => localStorage.getItem(key)).join("\n"),
+    }));
+    // A write without the CSRF header is refused even with the cookie.
+    const forged = await page.evaluate(async () =>
+      (await fetch("/api/v1/projects", { method: "POST", headers: { "content-type": "application/json" },
+                                         body: JSON.stringify({ name: "forged" }) })).status);
+    // An inline script injected into the page does not run.
+    const injectedRan = await page.evaluate(async () => {
+      const script = document.createElement("script");
+      script.textContent = "window.__injected = true";
+      document.body.appendChild(script);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      return window.__injected === true;
+    });
+    const policyViolations = await violations(page);
+
     await page.click("text=Sign out");
     await page.waitForSelector("h1:has-text('Sign in')");
-    const token = await page.evaluate(() => localStorage.getItem("taskmaster.token"));
-    return { projects, url: detailUrl, saved, signedOutToken: token,
-             taskModuleBeforeOpening, taskModuleAfterOpening };
+    const afterSignOut = await context.cookies();
+    const meAfterSignOut = await page.evaluate(async () => (await fetch("/api/v1/auth/me")).status);
+    return { projects, url: detailUrl, saved,
+             taskModuleBeforeOpening, taskModuleAfterOpening,
+             session: session && { httpOnly: session.httpOnly, secure: session.secure, sameSite: session.sameSite,
+                                   name: session.name },
+             tokenVisibleToPage: !!session && (pageSees.cookie.includes(session.value) || pageSees.stored.includes(session.value)),
+             csrfVisibleToPage: /tm_csrf=/.test(pageSees.cookie),
+             forged, injectedRan, policyViolations,
+             cookiesAfterSignOut: afterSignOut.filter((cookie) => cookie.name.includes("tm_")).map((cookie) => cookie.name),
+             meAfterSignOut };
   },
 
   // Two users on one board: a change by one shows for the other without reload.
@@ -167,7 +211,8 @@ const scenarios = {
     await shared.goto(pageA.url());
     await shared.waitForSelector('[data-task-id="3"]');
     const sharedRows = await shared.evaluate(() => document.querySelectorAll("[data-task-id]").length);
-    return { statusMs, createMs, url: statusUrl, sharedRows };
+    return { statusMs, createMs, url: statusUrl, sharedRows,
+             policyViolations: [...await violations(pageA), ...await violations(pageB)] };
   },
 
   // 10,000 tasks: a cold load, a bounded DOM, and a scroll to the end.
@@ -282,12 +327,14 @@ const scenarios = {
     await step("restart_unable_to_read_sessions");
     await page.waitForSelector('[data-link="unavailable"]', { timeout: 15000 });
     await shot(page, "unavailable");
-    const kept = await page.evaluate(() => localStorage.getItem("taskmaster.token"));
-    check(kept === args.users[0].token, "a server-side refusal signed the user out");
+    const signedInStill = () => page.evaluate(() => localStorage.getItem("taskmaster.user") !== null
+      && /tm_csrf=/.test(document.cookie));
+    const kept = await signedInStill();
+    check(kept, "a server-side refusal signed the user out");
     await step("sessions_readable_again");
     await page.waitForSelector('[data-link="live"]', { timeout: 20000 });
-    const after = await page.evaluate(() => localStorage.getItem("taskmaster.token"));
-    return { token_kept: kept === args.users[0].token && after === kept, url: page.url() };
+    const after = await signedInStill();
+    return { token_kept: kept && after, url: page.url(), policyViolations: await violations(page) };
   },
 };
 

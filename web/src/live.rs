@@ -184,11 +184,9 @@ fn send(link: &Rc<RefCell<Inner>>, packet: &str) {
 
 fn on_packet(link: &Rc<RefCell<Inner>>, packet: &str) {
     match packet.as_bytes().first() {
-        // Engine.IO open: connect to the default namespace with the token.
-        Some(b'0') => {
-            let auth = json!({ "token": session::token().unwrap_or_default() });
-            send(link, &format!("40{auth}"));
-        }
+        // Engine.IO open: connect to the default namespace. The handshake
+        // request carried the session cookie; there is no token to send.
+        Some(b'0') => send(link, "40"),
         // Engine.IO ping: answer at once or the server drops us.
         Some(b'2') => send(link, "3"),
         Some(b'4') => on_socket_io(link, &packet[1..]),

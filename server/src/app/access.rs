@@ -56,10 +56,13 @@ pub fn check(role: Role, need: Need) -> Result<()> {
     if role.allows(need.role()) {
         Ok(())
     } else {
-        Err(Error::Forbidden(format!(
-            "your role in this project is {role}; it does not allow you to {}",
-            need.action()
-        )))
+        Err(Error::Forbidden(
+            "forbidden",
+            format!(
+                "your role in this project is {role}; it does not allow you to {}",
+                need.action()
+            ),
+        ))
     }
 }
 

@@ -29,7 +29,9 @@ use crate::error::Result;
 use crate::limits::{ApiLimiter, LoginKey, SharedLoginLimits};
 
 pub use access::{Access, Need};
-pub use tasks::{decode_cursor, Conditional, TaskQuery, DEFAULT_PAGE};
+pub use projects::{AUDIT_PAGE, MAX_AUDIT_PAGE};
+pub use sessions::SignIn;
+pub use tasks::{decode_cursor, encode_cursor, Conditional, TaskQuery, DEFAULT_PAGE};
 
 /// The signed-in caller of a use case.
 #[derive(Debug, Clone)]
@@ -48,6 +50,9 @@ pub trait CommitListener: Send + Sync {
     /// `user` is no longer a member of `project`: end what they receive of
     /// it. Awaited before the removal is answered.
     fn member_removed(&self, project: Uuid, user: Uuid) -> BoxFuture<'_, ()>;
+    /// These sessions (by token hash) were ended — revoked, or by a password
+    /// change: close what they have open. Awaited before the change is answered.
+    fn sessions_ended(&self, token_hashes: Vec<Vec<u8>>) -> BoxFuture<'_, ()>;
 }
 
 /// The application. Cheap to clone.
@@ -195,6 +200,20 @@ impl App {
     async fn after_member_removed(&self, project: Uuid, user: Uuid) {
         for listener in self.listeners() {
             listener.member_removed(project, user).await;
+        }
+    }
+
+    /// Ended sessions stop working everywhere at once: in the cache of
+    /// every instance, then in the connections they hold open.
+    async fn after_sessions_ended(&self, token_hashes: Vec<Vec<u8>>) {
+        if token_hashes.is_empty() {
+            return;
+        }
+        for hash in &token_hashes {
+            self.0.cache.revoke_session(hash).await;
+        }
+        for listener in self.listeners() {
+            listener.sessions_ended(token_hashes.clone()).await;
         }
     }
 

@@ -1,8 +1,9 @@
-//! Projects and their members.
+//! Projects, their members, and the audit log of membership changes.
 
-use protocol::{AddMemberRequest, Member, Project};
+use protocol::{AddMemberRequest, AuditPage, Member, Project};
 use uuid::Uuid;
 
+use super::tasks::{decode_cursor, encode_cursor};
 use super::{Actor, App, Need};
 use crate::db;
 use crate::db::projects::PutOutcome;
@@ -32,7 +33,9 @@ impl App {
         let email = rules::email(&request.email).map_err(|_| {
             Error::NotFound("user_not_found", "no user has this email address".into())
         })?;
-        let put = db::projects::put_member(self.db(), access.project, &email, request.role).await?;
+        let put =
+            db::projects::put_member(self.db(), actor.id, access.project, &email, request.role)
+                .await?;
         let user = Uuid::parse_str(&put.member.user.id).map_err(anyhow::Error::from)?;
         self.cache()
             .members_changed(
@@ -71,11 +74,39 @@ impl App {
             Need::Manage
         };
         let access = self.authorize(actor, project_id, need).await?;
-        let version = db::projects::remove_member(self.db(), access.project, target).await?;
+        let version =
+            db::projects::remove_member(self.db(), actor.id, access.project, target).await?;
         self.cache()
             .members_changed(access.project, target, version, None)
             .await;
         self.after_member_removed(access.project, target).await;
         Ok(())
     }
+
+    /// A page of the project's audit log, newest first. Owners only: it
+    /// names everyone who was ever a member.
+    pub async fn audit_log(
+        &self,
+        actor: &Actor,
+        project_id: &str,
+        limit: i64,
+        cursor: Option<&str>,
+    ) -> Result<AuditPage> {
+        let access = self.authorize(actor, project_id, Need::Manage).await?;
+        let before = cursor.map(decode_cursor).transpose()?;
+        // One more than asked tells whether there is a next page.
+        let mut items =
+            db::projects::audit_log(self.db(), access.project, before, limit + 1).await?;
+        let next_cursor = if items.len() as i64 > limit {
+            items.truncate(limit as usize);
+            items.last().map(|entry| encode_cursor(entry.id))
+        } else {
+            None
+        };
+        Ok(AuditPage { items, next_cursor })
+    }
 }
+
+/// Audit entries per page unless the caller asks otherwise, and at most.
+pub const AUDIT_PAGE: i64 = 50;
+pub const MAX_AUDIT_PAGE: i64 = 200;

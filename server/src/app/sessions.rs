@@ -1,10 +1,13 @@
-//! Accounts and sessions: sign up, sign in, sign out, and the token → user
-//! look-up every authenticated call starts with.
+//! Accounts and sessions: sign up, sign in, sign out, the token → user
+//! look-up every authenticated call starts with, a user's list of their
+//! sessions, revoking one, and changing the password (which ends the others).
 
 use std::net::IpAddr;
 use std::sync::{Arc, LazyLock};
 
-use protocol::{AuthResponse, LoginRequest, RegisterRequest, User};
+use protocol::{
+    AuthResponse, ChangePasswordRequest, LoginRequest, RegisterRequest, SessionInfo, User,
+};
 use time::OffsetDateTime;
 use tokio::sync::Semaphore;
 use uuid::Uuid;
@@ -47,25 +50,29 @@ impl App {
     }
 
     /// Creates an account and signs it in.
-    pub async fn register(&self, client: IpAddr, request: RegisterRequest) -> Result<AuthResponse> {
-        self.login_limiter().check_ip(client)?;
-        self.check_shared_login_limit(LoginKey::Address(client))
+    pub async fn register(
+        &self,
+        client: SignIn<'_>,
+        request: RegisterRequest,
+    ) -> Result<AuthResponse> {
+        self.login_limiter().check_ip(client.ip)?;
+        self.check_shared_login_limit(LoginKey::Address(client.ip))
             .await?;
         let email = rules::email(&request.email)?;
         let name = rules::user_name(&request.name)?;
         rules::password(&request.password)?;
         let hash = hashing(move || auth::hash_password(&request.password)).await??;
         let user = db::users::create(self.db(), &email, &name, &hash).await?;
-        let token = self.start_session(&user).await?;
+        let token = self.start_session(&user, client).await?;
         Ok(AuthResponse { user, token })
     }
 
     /// Signs in. A wrong password and an unknown email get the same answer.
-    pub async fn login(&self, client: IpAddr, request: LoginRequest) -> Result<AuthResponse> {
-        self.login_limiter().check_ip(client)?;
+    pub async fn login(&self, client: SignIn<'_>, request: LoginRequest) -> Result<AuthResponse> {
+        self.login_limiter().check_ip(client.ip)?;
         let email = request.email.trim().to_lowercase();
         self.login_limiter().check_email(&email)?;
-        self.check_shared_login_limit(LoginKey::Address(client))
+        self.check_shared_login_limit(LoginKey::Address(client.ip))
             .await?;
         self.check_shared_login_limit(LoginKey::Email(&email))
             .await?;
@@ -86,24 +93,113 @@ impl App {
             (true, Some(user)) => user,
             _ => return Err(Error::Unauthorized("wrong email or password".into())),
         };
-        let token = self.start_session(&user).await?;
+        let token = self.start_session(&user, client).await?;
         Ok(AuthResponse { user, token })
     }
 
     /// Ends the caller's session: its token stops working at once.
     pub async fn logout(&self, actor: &Actor) -> Result<()> {
         db::users::delete_session(self.db(), &actor.token_hash).await?;
-        self.cache().revoke_session(&actor.token_hash).await;
+        self.after_sessions_ended(vec![actor.token_hash.clone()])
+            .await;
         Ok(())
     }
 
-    async fn start_session(&self, user: &User) -> Result<String> {
+    /// The caller's live sessions, newest first, the current one marked.
+    pub async fn sessions(&self, actor: &Actor) -> Result<Vec<SessionInfo>> {
+        let rows = db::users::sessions_of(self.db(), actor.id).await?;
+        Ok(rows
+            .into_iter()
+            .map(|row| SessionInfo {
+                id: row.session_id.to_string(),
+                created_at: db::rfc3339(row.created_at),
+                expires_at: db::rfc3339(row.expires_at),
+                user_agent: row.user_agent,
+                ip: row.client_ip,
+                current: row.token_hash == actor.token_hash,
+            })
+            .collect())
+    }
+
+    /// Ends one of the caller's sessions (their current one too, if named):
+    /// its token stops working and its open connections close, on every
+    /// instance. Another user's session is as unknown as a made-up id.
+    pub async fn revoke_session(&self, actor: &Actor, session_id: &str) -> Result<()> {
+        let unknown = || Error::NotFound("session_not_found", "you have no such session".into());
+        let session_id = Uuid::parse_str(session_id).map_err(|_| unknown())?;
+        let token_hash = db::users::delete_session_by_id(self.db(), actor.id, session_id)
+            .await?
+            .ok_or_else(unknown)?;
+        self.after_sessions_ended(vec![token_hash]).await;
+        Ok(())
+    }
+
+    /// Changes the caller's password after checking the current one, and
+    /// ends every other session of theirs: whoever knew the old password
+    /// (or holds a stolen token) is signed out everywhere. The checks count
+    /// against the same limits as signing in, or a stolen session would be
+    /// an unthrottled way to guess the password.
+    pub async fn change_password(
+        &self,
+        actor: &Actor,
+        request: ChangePasswordRequest,
+    ) -> Result<()> {
+        let email = actor.user.email.as_str();
+        self.login_limiter().check_email(email)?;
+        self.check_shared_login_limit(LoginKey::Email(email))
+            .await?;
+        rules::password(&request.new_password)?;
+        let stored = db::users::password_hash(self.db(), actor.id).await?;
+        let current = request.current_password;
+        let verified = hashing(move || auth::verify_password(&current, stored.as_deref())).await?;
+        if !verified {
+            return Err(Error::Forbidden(
+                "wrong_password",
+                "the current password is not right".into(),
+            ));
+        }
+        let new_password = request.new_password;
+        let hash = hashing(move || auth::hash_password(&new_password)).await??;
+        let ended =
+            db::users::change_password(self.db(), actor.id, &hash, &actor.token_hash).await?;
+        tracing::info!(user = %actor.id, ended = ended.len(), "password changed; other sessions ended");
+        self.after_sessions_ended(ended).await;
+        Ok(())
+    }
+
+    async fn start_session(&self, user: &User, client: SignIn<'_>) -> Result<String> {
         let (token, hash) = auth::new_token();
         let user_id = Uuid::parse_str(&user.id).map_err(anyhow::Error::from)?;
         let expires_at = OffsetDateTime::now_utc() + self.config().session_ttl();
-        db::users::create_session(self.db(), &hash, user_id, expires_at).await?;
+        let user_agent = displayable_user_agent(client.user_agent);
+        let origin = db::users::SessionOrigin {
+            user_agent: &user_agent,
+            client_ip: Some(client.ip),
+        };
+        db::users::create_session(self.db(), &hash, user_id, expires_at, origin).await?;
         Ok(token)
     }
+}
+
+/// Who is signing in, as far as the request tells: their address and the
+/// `User-Agent` their session will be listed with.
+#[derive(Debug, Clone, Copy)]
+pub struct SignIn<'a> {
+    pub ip: IpAddr,
+    pub user_agent: &'a str,
+}
+
+/// At most this many characters of a `User-Agent` are kept.
+const USER_AGENT_CHARS: usize = 256;
+
+/// A `User-Agent` as the sessions list shows it: printable characters only
+/// (no NUL, which PostgreSQL cannot store), cut to a bounded length.
+fn displayable_user_agent(user_agent: &str) -> String {
+    user_agent
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(USER_AGENT_CHARS)
+        .collect()
 }
 
 /// Password hashing takes 19 MiB and tens of milliseconds of one core per

@@ -525,6 +525,7 @@ impl Cache {
     /// Events just committed, all of one project, in seq order: each task
     /// as it now is, and the project's new stamp. Awaited before anyone is
     /// told of the change (the writer's response, real-time delivery).
+    #[tracing::instrument(name = "cache.write_through", skip_all)]
     pub async fn committed(&self, events: &[Event]) {
         let (Some(inner), Some(last)) = (&self.0, events.last()) else {
             return;

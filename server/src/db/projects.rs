@@ -1,6 +1,6 @@
 //! Projects and their members.
 
-use protocol::{Member, Project, Role, User};
+use protocol::{AuditAction, AuditEntry, Member, Project, Role, User};
 use sqlx::{FromRow, PgPool, Postgres, Row, Transaction};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -32,6 +32,15 @@ pub async fn create(pool: &PgPool, owner: Uuid, name: &str) -> Result<Project> {
         .bind(owner)
         .execute(&mut *tx)
         .await?;
+    let created = Audit {
+        project: project_id,
+        actor: owner,
+        action: AuditAction::ProjectCreated,
+        subject: owner,
+        role: Some(Role::Owner),
+        previous_role: None,
+    };
+    created.record(&mut tx).await?;
     tx.commit().await?;
     Ok(project(project_id, name, created_at))
 }
@@ -183,6 +192,7 @@ pub struct PutMember {
 /// an existing member. Refuses to demote the last owner.
 pub async fn put_member(
     pool: &PgPool,
+    actor: Uuid,
     project: Uuid,
     email: &str,
     role: Role,
@@ -225,6 +235,21 @@ pub async fn put_member(
     .bind(role.as_str())
     .execute(&mut *tx)
     .await?;
+    if current != Some(role) {
+        let change = Audit {
+            project,
+            actor,
+            action: if current.is_some() {
+                AuditAction::RoleChanged
+            } else {
+                AuditAction::MemberAdded
+            },
+            subject: user_id,
+            role: Some(role),
+            previous_role: current,
+        };
+        change.record(&mut tx).await?;
+    }
     let members_version = bump_members_version(&mut tx, project).await?;
     tx.commit().await?;
     let member = Member {
@@ -249,7 +274,7 @@ pub async fn put_member(
 
 /// Removes `user` from `project`, returning the members version the removal
 /// committed. Refuses to remove the last owner.
-pub async fn remove_member(pool: &PgPool, project: Uuid, user: Uuid) -> Result<i64> {
+pub async fn remove_member(pool: &PgPool, actor: Uuid, project: Uuid, user: Uuid) -> Result<i64> {
     let mut tx = pool.begin().await?;
     lock(&mut tx, project)
         .await?
@@ -277,6 +302,15 @@ pub async fn remove_member(pool: &PgPool, project: Uuid, user: Uuid) -> Result<i
         .bind(user)
         .execute(&mut *tx)
         .await?;
+    let removal = Audit {
+        project,
+        actor,
+        action: AuditAction::MemberRemoved,
+        subject: user,
+        role: None,
+        previous_role: Some(role),
+    };
+    removal.record(&mut tx).await?;
     let members_version = bump_members_version(&mut tx, project).await?;
     tx.commit().await?;
     Ok(members_version)
@@ -304,4 +338,88 @@ pub async fn is_member(
     .bind(user)
     .fetch_one(&mut **tx)
     .await?)
+}
+
+/// One change of a project's membership, for its audit log.
+struct Audit {
+    project: Uuid,
+    actor: Uuid,
+    action: AuditAction,
+    subject: Uuid,
+    role: Option<Role>,
+    previous_role: Option<Role>,
+}
+
+impl Audit {
+    /// Written in the transaction that makes the change.
+    async fn record(&self, tx: &mut Transaction<'_, Postgres>) -> Result<()> {
+        sqlx::query(
+            "insert into audit_events (project_id, actor_id, action, subject_id, role, previous_role)
+             values ($1, $2, $3, $4, $5::project_role, $6::project_role)",
+        )
+        .bind(self.project)
+        .bind(self.actor)
+        .bind(self.action.as_str())
+        .bind(self.subject)
+        .bind(self.role.map(Role::as_str))
+        .bind(self.previous_role.map(Role::as_str))
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+}
+
+/// Up to `limit` entries of `project`'s audit log older than `before` (all
+/// when `None`), newest first.
+pub async fn audit_log(
+    pool: &PgPool,
+    project: Uuid,
+    before: Option<i64>,
+    limit: i64,
+) -> Result<Vec<AuditEntry>> {
+    let rows = sqlx::query(
+        "select a.audit_id, a.at, a.action, a.role::text as role, a.previous_role::text as previous_role,
+                actor.user_id as actor_id, actor.email as actor_email, actor.name as actor_name,
+                subject.user_id as subject_id, subject.email as subject_email, subject.name as subject_name
+           from audit_events a
+           left join users actor on actor.user_id = a.actor_id
+           left join users subject on subject.user_id = a.subject_id
+          where a.project_id = $1 and ($2::bigint is null or a.audit_id < $2)
+          order by a.audit_id desc
+          limit $3",
+    )
+    .bind(project)
+    .bind(before)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            let user = |prefix: &str| -> Result<Option<User>> {
+                let id: Option<Uuid> = row.try_get(format!("{prefix}_id").as_str())?;
+                Ok(match id {
+                    None => None,
+                    Some(id) => Some(User {
+                        id: id.to_string(),
+                        email: row.try_get(format!("{prefix}_email").as_str())?,
+                        name: row.try_get(format!("{prefix}_name").as_str())?,
+                    }),
+                })
+            };
+            let role = |column: &str| -> Result<Option<Role>> {
+                let text: Option<String> = row.try_get(column)?;
+                text.as_deref().map(parse_role).transpose()
+            };
+            let action: String = row.try_get("action")?;
+            Ok(AuditEntry {
+                id: row.try_get("audit_id")?,
+                at: rfc3339(row.try_get("at")?),
+                action: action.parse().map_err(anyhow::Error::from)?,
+                actor: user("actor")?,
+                subject: user("subject")?,
+                role: role("role")?,
+                previous_role: role("previous_role")?,
+            })
+        })
+        .collect()
 }

@@ -335,6 +335,7 @@ fn assignee(value: Option<&str>) -> Result<Option<Uuid>> {
         .transpose()
 }
 
+#[tracing::instrument(name = "db.transaction", skip_all, fields(op = "create"))]
 pub async fn create(
     pool: &PgPool,
     project: Uuid,
@@ -406,6 +407,7 @@ fn write_fields<'q>(
 /// Applies `patch` to a task. `if_match` is the version the client last saw;
 /// a different current version is a 412 and nothing changes. A patch that
 /// changes nothing returns the task as it is, with no new version or event.
+#[tracing::instrument(name = "db.transaction", skip_all, fields(op = "update"))]
 pub async fn update(
     pool: &PgPool,
     project: Uuid,
@@ -504,6 +506,7 @@ pub async fn update(
 
 /// Deletes a task and its subtasks, and strips them from every other task's
 /// dependencies (each such task gets a new version), all in one transaction.
+#[tracing::instrument(name = "db.transaction", skip_all, fields(op = "delete"))]
 pub async fn delete(
     pool: &PgPool,
     project: Uuid,

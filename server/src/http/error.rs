@@ -6,6 +6,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use crate::error::Error;
+use crate::error_tracking::{FailureKind, FailureNote};
 
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
@@ -15,6 +16,17 @@ impl IntoResponse for Error {
         let status =
             StatusCode::from_u16(self.status_code()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut response = (status, axum::Json(self.body())).into_response();
+        // What error tracking reports for a 5xx (http::error_tracking::track_http).
+        let note = match &self {
+            Error::Internal(cause) => Some((FailureKind::Internal, format!("{cause:#}"))),
+            Error::Unavailable(reason) => Some((FailureKind::Unavailable, reason.clone())),
+            _ => None,
+        };
+        if let Some((kind, message)) = note {
+            response
+                .extensions_mut()
+                .insert(FailureNote { kind, message });
+        }
         if let Some(seconds) = self.retry_after_secs() {
             if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
                 response.headers_mut().insert(header::RETRY_AFTER, value);

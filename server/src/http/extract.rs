@@ -90,7 +90,9 @@ impl From<QueryRejection> for Error {
     }
 }
 
-/// The signed-in caller, from `Authorization: Bearer <token>`.
+/// The signed-in caller, from `Authorization: Bearer <token>` or, for the
+/// browser app, the session cookie (with its CSRF checks, see
+/// [`super::session_cookie`]).
 pub struct AuthUser(pub Actor);
 
 impl FromRequestParts<AppState> for AuthUser {
@@ -100,10 +102,28 @@ impl FromRequestParts<AppState> for AuthUser {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let token = bearer_token(parts).ok_or_else(|| {
-            Error::Unauthorized("missing credentials: send Authorization: Bearer <token>".into())
-        })?;
-        let actor = state.app.authenticate(token).await?;
+        let actor = if let Some(token) = bearer_token(parts) {
+            state.app.authenticate(token).await?
+        } else if let Some(token) = state.cookies.session_token(&parts.headers) {
+            // Authenticated first: an expired cookie is a 401 (sign in
+            // again), whatever else is wrong with the request.
+            let actor = state.app.authenticate(token).await?;
+            state
+                .cookies
+                .check_request(&parts.method, &parts.headers, token)?;
+            actor
+        } else {
+            return Err(Error::Unauthorized(
+                "missing credentials: send Authorization: Bearer <token>, or sign in for a session cookie"
+                    .into(),
+            ));
+        };
+        if let Some(scope) = parts
+            .extensions
+            .get::<std::sync::Arc<crate::error_tracking::RequestScope>>()
+        {
+            scope.set_user(actor.id);
+        }
         state.app.check_api_rate(&actor)?;
         Ok(AuthUser(actor))
     }

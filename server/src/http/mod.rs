@@ -7,6 +7,8 @@ mod health;
 mod openapi;
 mod projects;
 mod rum;
+mod security_headers;
+pub mod session_cookie;
 mod shedding;
 mod tasks;
 mod web;
@@ -31,7 +33,9 @@ use tracing::Level;
 pub use openapi::ApiDoc;
 
 use crate::error::Error;
+use crate::error_tracking::{self, FailureKind, FailureNote, RequestScope};
 use crate::state::AppState;
+use crate::telemetry;
 use extract::BodyLimit;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -50,6 +54,12 @@ pub fn router(state: AppState) -> Router {
         .route("/auth/login", post(auth::login))
         .route("/auth/logout", post(auth::logout))
         .route("/auth/me", get(auth::me))
+        .route("/auth/sessions", get(auth::sessions))
+        .route(
+            "/auth/sessions/{session_id}",
+            axum::routing::delete(auth::revoke_session),
+        )
+        .route("/auth/password", post(auth::change_password))
         .route("/projects", get(projects::list).post(projects::create))
         .route(
             "/projects/{project_id}/members",
@@ -59,6 +69,7 @@ pub fn router(state: AppState) -> Router {
             "/projects/{project_id}/members/{user_id}",
             axum::routing::delete(projects::remove_member),
         )
+        .route("/projects/{project_id}/audit", get(projects::audit_log))
         .route(
             "/projects/{project_id}/tasks",
             get(tasks::list).post(tasks::create),
@@ -74,7 +85,8 @@ pub fn router(state: AppState) -> Router {
         .route_layer(middleware::from_fn_with_state(
             shedding::Admission::new(&state.config),
             shedding::admit,
-        ));
+        ))
+        .layer(security_headers::api_policy());
 
     // With a metrics listener of its own, the main one has no /metrics.
     let metrics = if state.config.metrics_bind.is_some() {
@@ -82,7 +94,8 @@ pub fn router(state: AppState) -> Router {
     } else {
         get(health::metrics)
     };
-    Router::new()
+    let cors = security_headers::cors(&state.config.cors_allowed_origins);
+    let router = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", metrics)
@@ -94,48 +107,91 @@ pub fn router(state: AppState) -> Router {
         .merge(web::assets(state.config.web_dir.clone()))
         .fallback(move |request| web::fallback(index.clone(), request))
         .method_not_allowed_fallback(method_not_allowed)
-        .with_state(state)
-        .layer(
-            // Listed outermost first.
-            ServiceBuilder::new()
-                .layer(SetSensitiveHeadersLayer::new([
-                    AUTHORIZATION,
-                    COOKIE,
-                    SET_COOKIE,
-                ]))
-                .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
-                .layer(
-                    TraceLayer::new_for_http()
-                        .make_span_with(|request: &Request| {
-                            let request_id = request
-                                .headers()
-                                .get(&REQUEST_ID)
-                                .and_then(|value| value.to_str().ok())
-                                .unwrap_or("-");
-                            tracing::info_span!(
+        .with_state(state);
+    let router = with_request_layers(router, body_limit, request_timeout);
+    // Outermost, so a preflight is answered before routing (which knows no
+    // OPTIONS) and before load shedding.
+    let router = security_headers::on_every_response(router);
+    match cors {
+        Some(cors) => router.layer(cors),
+        None => router,
+    }
+}
+
+/// The layers every request passes, listed outermost first: request ids,
+/// the request's span (continuing a caller's trace), error tracking, the
+/// panic catcher, the timeout and the body limit. Public so that tests can
+/// put a router of their own (one whose handler panics, say) behind them.
+pub fn with_request_layers(router: Router, body_limit: usize, request_timeout: Duration) -> Router {
+    router.layer(
+        ServiceBuilder::new()
+            .layer(SetSensitiveHeadersLayer::new([
+                AUTHORIZATION,
+                COOKIE,
+                SET_COOKIE,
+            ]))
+            .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+            .layer(
+                TraceLayer::new_for_http()
+                    .make_span_with(|request: &Request| {
+                        let request_id = request
+                            .headers()
+                            .get(&REQUEST_ID)
+                            .and_then(|value| value.to_str().ok())
+                            .unwrap_or("-");
+                        if !telemetry::exporting_traces() {
+                            return tracing::info_span!(
                                 "request",
                                 id = %request_id,
                                 method = %request.method(),
                                 path = %request.uri().path(),
-                            )
-                        })
-                        .on_response(DefaultOnResponse::new().level(Level::INFO)),
-                )
-                .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-                .layer(CatchPanicLayer::custom(|_| {
-                    Error::Internal(anyhow::anyhow!("handler panicked")).into_response()
-                }))
-                .layer(HandleErrorLayer::new(|error: BoxError| async move {
-                    if error.is::<tower::timeout::error::Elapsed>() {
+                            );
+                        }
+                        let span = tracing::info_span!(
+                            "request",
+                            id = %request_id,
+                            method = %request.method(),
+                            path = %request.uri().path(),
+                            // For the trace collector: named by route
+                            // once routing has matched one.
+                            otel.name = tracing::field::Empty,
+                            otel.kind = "server",
+                            http.route = tracing::field::Empty,
+                            http.response.status_code = tracing::field::Empty,
+                        );
+                        // A caller's `traceparent` makes this request
+                        // part of its trace.
+                        telemetry::continue_trace_from_headers(&span, request.headers());
+                        span
+                    })
+                    .on_response(DefaultOnResponse::new().level(Level::INFO)),
+            )
+            .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+            // Outside the panic catcher and the timeout, so it sees the
+            // answer the client gets.
+            .layer(middleware::from_fn(error_tracking::track_http))
+            .layer(CatchPanicLayer::custom(|_| {
+                // The panic hook told error tracking what panicked.
+                Error::Internal(anyhow::anyhow!("handler panicked")).into_response()
+            }))
+            .layer(HandleErrorLayer::new(|error: BoxError| async move {
+                if error.is::<tower::timeout::error::Elapsed>() {
+                    let mut response =
                         Error::Unavailable("request took too long; retry shortly".into())
-                    } else {
-                        Error::Internal(anyhow::anyhow!("middleware error: {error}"))
-                    }
-                }))
-                .timeout(request_timeout)
-                .layer(Extension(BodyLimit(body_limit)))
-                .layer(axum::extract::DefaultBodyLimit::max(body_limit)),
-        )
+                            .into_response();
+                    response.extensions_mut().insert(FailureNote {
+                        kind: FailureKind::Timeout,
+                        message: "the request outlived REQUEST_TIMEOUT_MS".into(),
+                    });
+                    response
+                } else {
+                    Error::Internal(anyhow::anyhow!("middleware error: {error}")).into_response()
+                }
+            }))
+            .timeout(request_timeout)
+            .layer(Extension(BodyLimit(body_limit)))
+            .layer(axum::extract::DefaultBodyLimit::max(body_limit)),
+    )
 }
 
 /// The router of the metrics listener (`METRICS_BIND`): `/metrics` alone.
@@ -161,6 +217,9 @@ async fn record_metrics(
         .get::<MatchedPath>()
         .map(|path| path.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".to_owned());
+    if let Some(scope) = request.extensions().get::<std::sync::Arc<RequestScope>>() {
+        scope.set_route(&route);
+    }
     let mut recording = Recording {
         started: Instant::now(),
         request_timeout,
@@ -168,8 +227,20 @@ async fn record_metrics(
         route,
         status: None,
     };
+    if telemetry::exporting_traces() {
+        let span = tracing::Span::current();
+        span.record(
+            "otel.name",
+            format!("{} {}", recording.method, recording.route),
+        );
+        span.record("http.route", recording.route.as_str());
+    }
     let response = next.run(request).await;
-    recording.status = Some(response.status().as_u16());
+    let status = response.status().as_u16();
+    if telemetry::exporting_traces() {
+        tracing::Span::current().record("http.response.status_code", status);
+    }
+    recording.status = Some(status);
     response
 }
 

@@ -1,7 +1,9 @@
 //! The OpenAPI document, generated from the handlers' annotations.
 
 use axum::Json;
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::security::{
+    ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+};
 use utoipa::{Modify, OpenApi};
 
 use super::{auth, health, projects, tasks};
@@ -12,24 +14,53 @@ use super::{auth, health, projects, tasks};
     paths(
         health::healthz, health::readyz,
         auth::register, auth::login, auth::logout, auth::me,
+        auth::sessions, auth::revoke_session, auth::change_password,
         projects::create, projects::list,
         projects::add_member, projects::list_members, projects::remove_member,
+        projects::audit_log,
         tasks::create, tasks::list, tasks::get, tasks::update, tasks::delete, tasks::next,
         tasks::events,
     ),
-    modifiers(&BearerAuth, &ErrorResponses),
+    modifiers(&Credentials, &ErrorResponses),
 )]
 pub struct ApiDoc;
 
-struct BearerAuth;
+/// Every operation that takes a bearer token also takes the browser's
+/// session cookie (with its CSRF header on writes): one place says so for all.
+struct Credentials;
 
-impl Modify for BearerAuth {
+impl Modify for Credentials {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
+        components.add_security_scheme(
+            "cookie",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                "__Host-tm_session",
+                "The browser session, set by register and login (named tm_session where \
+                 SESSION_COOKIE_SECURE=false). Writes also need X-CSRF-Token: the value of \
+                 the __Host-tm_csrf cookie.",
+            ))),
+        );
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for operation in operations.into_iter().flatten() {
+                if let Some(security) = operation.security.as_mut() {
+                    if !security.is_empty() {
+                        security.push(SecurityRequirement::new("cookie", Vec::<String>::new()));
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -48,6 +79,10 @@ const EVERY_API_CALL: &[(&str, &str)] = &[(
 /// checked, then counted against its own and its user's request rates.
 const AUTHENTICATED: &[(&str, &str)] = &[
     ("401", "No, an invalid or an expired token."),
+    (
+        "403",
+        "Signed in by cookie without the session's X-CSRF-Token, or from another origin.",
+    ),
     (
         "429",
         "Too many requests for this token or user; see `Retry-After`.",

@@ -1,10 +1,15 @@
-//! `/api/v1/projects` and their members.
+//! `/api/v1/projects`, their members, and their audit log.
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use protocol::{AddMemberRequest, CreateProjectRequest, ErrorBody, Items, Member, Project};
+use protocol::{
+    AddMemberRequest, AuditPage, CreateProjectRequest, ErrorBody, Items, Member, Project,
+};
+use serde::Deserialize;
 
-use super::extract::{AuthUser, Json, Path};
+use super::extract::{AuthUser, Json, Path, Query};
+use super::tasks::parse_bounded;
+use crate::app::{AUDIT_PAGE, MAX_AUDIT_PAGE};
 use crate::db::projects::PutOutcome;
 use crate::error::Result;
 use crate::state::AppState;
@@ -87,4 +92,34 @@ pub async fn remove_member(
         .remove_member(&user.0, &project_id, &user_id)
         .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct AuditParams {
+    /// At most this many entries, 1–200 (default 50).
+    limit: Option<String>,
+    /// `next_cursor` of the previous page.
+    cursor: Option<String>,
+}
+
+/// The project's audit log, newest first: who added or removed whom, and
+/// who changed whose role, when. Owners only.
+#[utoipa::path(get, path = "/api/v1/projects/{project_id}/audit", tag = "members",
+    params(("project_id" = String, Path), AuditParams),
+    responses((status = 200, body = AuditPage), (status = 400, body = ErrorBody),
+              (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn audit_log(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(project_id): Path<String>,
+    Query(params): Query<AuditParams>,
+) -> Result<axum::Json<AuditPage>> {
+    let limit = parse_bounded("limit", params.limit.as_deref(), AUDIT_PAGE, MAX_AUDIT_PAGE)?;
+    let page = state
+        .app
+        .audit_log(&user.0, &project_id, limit, params.cursor.as_deref())
+        .await?;
+    Ok(axum::Json(page))
 }

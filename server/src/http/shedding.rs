@@ -21,6 +21,7 @@ use tokio::sync::Semaphore;
 
 use crate::config::Config;
 use crate::error::Error;
+use crate::error_tracking::{FailureKind, FailureNote};
 
 /// The admission bounds, shared by every request of the instance.
 #[derive(Clone)]
@@ -54,7 +55,13 @@ impl Drop for Waiting<'_> {
 
 fn overloaded(reason: &'static str) -> Response {
     metrics::counter!("http_requests_shed_total", "reason" => reason).increment(1);
-    Error::Unavailable("the server is at capacity; retry in a moment".into()).into_response()
+    let mut response =
+        Error::Unavailable("the server is at capacity; retry in a moment".into()).into_response();
+    response.extensions_mut().insert(FailureNote {
+        kind: FailureKind::Shed,
+        message: format!("load shed ({reason})"),
+    });
+    response
 }
 
 pub async fn admit(State(admission): State<Admission>, request: Request, next: Next) -> Response {

@@ -307,7 +307,7 @@ fn parse_limit(raw: Option<&str>) -> Result<i64> {
     parse_bounded("limit", raw, DEFAULT_PAGE, MAX_PAGE)
 }
 
-fn parse_bounded(name: &str, raw: Option<&str>, default: i64, max: i64) -> Result<i64> {
+pub(super) fn parse_bounded(name: &str, raw: Option<&str>, default: i64, max: i64) -> Result<i64> {
     let Some(raw) = raw else {
         return Ok(default);
     };

@@ -13,8 +13,8 @@ use std::time::SystemTime;
 
 use axum::extract::Request;
 use axum::http::header::{
-    ACCEPT_ENCODING, ACCESS_CONTROL_ALLOW_ORIGIN, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_TYPE,
-    ETAG, IF_NONE_MATCH, VARY,
+    ACCEPT_ENCODING, ACCESS_CONTROL_ALLOW_ORIGIN, CACHE_CONTROL, CONTENT_ENCODING,
+    CONTENT_SECURITY_POLICY, CONTENT_TYPE, ETAG, IF_NONE_MATCH, VARY,
 };
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -24,6 +24,7 @@ use sha2::{Digest, Sha256};
 use tower_http::services::ServeDir;
 use tower_http::set_header::SetResponseHeaderLayer;
 
+use super::security_headers::{origin_of, page_policy};
 use crate::error::Error;
 use crate::state::AppState;
 
@@ -66,6 +67,8 @@ struct IndexInner {
 struct LoadedIndex {
     modified: SystemTime,
     etag: HeaderValue,
+    /// Its `Content-Security-Policy`, with its inline scripts' hashes.
+    policy: HeaderValue,
     identity: Bytes,
     brotli: Option<Bytes>,
     gzip: Option<Bytes>,
@@ -105,6 +108,7 @@ impl IndexPage {
                 LoadedIndex {
                     modified,
                     etag: etag_of(&html),
+                    policy: page_policy(&String::from_utf8_lossy(&html), None),
                     brotli: sibling("br").await,
                     gzip: sibling("gz").await,
                     identity: Bytes::from(html),
@@ -115,6 +119,7 @@ impl IndexPage {
                 LoadedIndex {
                     modified,
                     etag: etag_of(html.as_bytes()),
+                    policy: page_policy(&html, Some(origin_of(base))),
                     brotli: None,
                     gzip: None,
                     identity: Bytes::from(html),
@@ -140,13 +145,9 @@ fn etag_of(content: &[u8]) -> HeaderValue {
 /// path) fetched from `base` instead, and a preconnect to it so the first
 /// asset does not wait for a new connection.
 fn point_assets_at(html: &str, base: &str) -> String {
-    let origin_end = base
-        .find("://")
-        .and_then(|scheme| base[scheme + 3..].find('/').map(|path| scheme + 3 + path))
-        .unwrap_or(base.len());
     let preconnect = format!(
         "<link rel=\"preconnect\" href=\"{}\" crossorigin>\n<link rel=\"stylesheet\"",
-        &base[..origin_end]
+        origin_of(base)
     );
     html.replace("\"/assets/", &format!("\"{base}/assets/"))
         .replacen("<link rel=\"stylesheet\"", &preconnect, 1)
@@ -181,6 +182,7 @@ fn serve_index(page: &LoadedIndex, request: &HeaderMap) -> Response {
     headers.insert(CACHE_CONTROL, REVALIDATE);
     headers.insert(ETAG, page.etag.clone());
     headers.insert(VARY, HeaderValue::from_static("accept-encoding"));
+    headers.insert(CONTENT_SECURITY_POLICY, page.policy.clone());
     let revalidated = request
         .get_all(IF_NONE_MATCH)
         .iter()
@@ -251,6 +253,7 @@ init({ module_or_path: "/assets/abc/app_bg.wasm" });
         let page = LoadedIndex {
             modified: SystemTime::UNIX_EPOCH,
             etag: etag_of(PAGE.as_bytes()),
+            policy: page_policy(PAGE, None),
             identity: Bytes::from_static(PAGE.as_bytes()),
             brotli: Some(Bytes::from_static(b"br")),
             gzip: Some(Bytes::from_static(b"gz")),
@@ -266,6 +269,10 @@ init({ module_or_path: "/assets/abc/app_bg.wasm" });
         assert_eq!(plain.status(), StatusCode::OK);
         assert!(plain.headers().get(CONTENT_ENCODING).is_none());
         assert_eq!(plain.headers()[CACHE_CONTROL], "no-cache");
+        assert!(plain.headers()[CONTENT_SECURITY_POLICY]
+            .to_str()
+            .unwrap()
+            .contains("'sha256-"));
         let brotli = request(&[("accept-encoding", "gzip, deflate, br")]);
         assert_eq!(brotli.headers()[CONTENT_ENCODING], "br");
         let gzip = request(&[("accept-encoding", "br;q=0, gzip")]);

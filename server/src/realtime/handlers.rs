@@ -19,6 +19,7 @@ use crate::app::input::parse_json;
 use crate::app::{Actor, Need};
 use crate::db;
 use crate::error::Error;
+use crate::error_tracking::{self, Failure, FailureKind};
 
 /// The signed-in user of a socket, stored in its extensions at handshake.
 #[derive(Debug, Clone)]
@@ -29,9 +30,13 @@ pub struct SessionUser {
     pub actor: Actor,
 }
 
+/// The `auth` payload of the handshake. A browser app signed in by its
+/// session cookie sends none (or no token): the cookie comes with the
+/// handshake request.
 #[derive(serde::Deserialize)]
 pub struct Handshake {
-    pub token: String,
+    #[serde(default)]
+    pub token: Option<String>,
 }
 
 /// Why a handshake was refused; its text is the `connect_error` message.
@@ -44,17 +49,31 @@ impl fmt::Display for Refused {
     }
 }
 
-/// Handshake middleware: checks the `auth` token before the connection is
-/// accepted, and registers the event handlers here — before the client can
+/// Handshake middleware: checks the `auth` token (or the session cookie)
+/// before the connection is accepted, and registers the event handlers here — before the client can
 /// send anything — so a `join` sent right on `connect` is never missed.
 pub async fn authenticate(
     socket: SocketRef<Adapter>,
     TryData(handshake): TryData<Handshake>,
     State(realtime): State<Realtime>,
 ) -> Result<(), Refused> {
-    let handshake =
-        handshake.map_err(|_| Refused(handshake_refusal::MISSING_CREDENTIALS.into()))?;
-    let actor = match realtime.app().authenticate(&handshake.token).await {
+    let token = match handshake.ok().and_then(|handshake| handshake.token) {
+        Some(token) => token,
+        None => {
+            let cookies = realtime.cookies();
+            let headers = &socket.req_parts().headers;
+            let token = cookies
+                .session_token(headers)
+                .ok_or_else(|| Refused(handshake_refusal::MISSING_CREDENTIALS.into()))?;
+            // A WebSocket carries no CSRF header: the page's origin is
+            // what tells a foreign page's connection attempt from ours.
+            cookies
+                .check_origin(headers)
+                .map_err(|_| Refused(handshake_refusal::ORIGIN_NOT_ALLOWED.into()))?;
+            token.to_owned()
+        }
+    };
+    let actor = match realtime.app().authenticate(&token).await {
         Ok(actor) => actor,
         Err(Error::Unauthorized(_)) => {
             return Err(Refused(handshake_refusal::INVALID_TOKEN.into()))
@@ -62,12 +81,21 @@ pub async fn authenticate(
         Err(error) => {
             // Logged here, once: the client only learns that the server is
             // unavailable, and keeps its session to retry with.
-            if let Error::Internal(cause) = &error {
+            let (kind, message) = if let Error::Internal(cause) = &error {
                 tracing::error!(socket = %socket.id, error = format!("{cause:#}"), "handshake: internal error");
+                (FailureKind::Internal, format!("{cause:#}"))
             } else {
                 tracing::warn!(socket = %socket.id, %error, "handshake: dependency unavailable");
-            }
+                (FailureKind::Unavailable, error.to_string())
+            };
             metrics::counter!("realtime_event_failures_total", "event" => "handshake").increment(1);
+            error_tracking::report(Failure {
+                kind: Some(kind),
+                message,
+                route: Some("socket.io handshake".into()),
+                socket_id: Some(socket.id.to_string()),
+                ..Failure::default()
+            });
             return Err(Refused(handshake_refusal::UNAVAILABLE.into()));
         }
     };
@@ -139,18 +167,27 @@ fn api_refusal(socket: &SocketRef<Adapter>, event: &'static str, error: &Error) 
         Error::Internal(cause) => {
             let request_id = Uuid::new_v4();
             tracing::error!(socket = %socket.id, event, %request_id, error = format!("{cause:#}"), "internal error");
-            Some(request_id)
+            Some((request_id, FailureKind::Internal, format!("{cause:#}")))
         }
         Error::Unavailable(reason) => {
             let request_id = Uuid::new_v4();
             tracing::warn!(socket = %socket.id, event, %request_id, %reason, "dependency unavailable");
-            Some(request_id)
+            Some((request_id, FailureKind::Unavailable, reason.clone()))
         }
         _ => None,
     };
-    if let Some(request_id) = ours {
+    if let Some((request_id, kind, message)) = ours {
         detail["request_id"] = json!(request_id.to_string());
         metrics::counter!("realtime_event_failures_total", "event" => event).increment(1);
+        error_tracking::report(Failure {
+            kind: Some(kind),
+            message,
+            request_id: Some(request_id.to_string()),
+            route: Some(format!("socket.io {event}")),
+            user: socket.extensions.get::<SessionUser>().map(|user| user.id),
+            socket_id: Some(socket.id.to_string()),
+            ..Failure::default()
+        });
     }
     json!({"ok": false, "error": detail})
 }

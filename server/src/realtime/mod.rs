@@ -32,12 +32,15 @@ use socketioxide_redis::drivers::ChanItem;
 use socketioxide_redis::{CustomRedisAdapter, RedisAdapterConfig, RedisAdapterCtr};
 use sqlx::PgPool;
 use tokio::sync::mpsc;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::app::{App, CommitListener};
 use crate::config::Config;
 use crate::db;
 use crate::health::{Probe, Verdict};
+use crate::http::session_cookie::CookiePolicy;
+use crate::telemetry;
 pub use bus::Bus;
 use stream::ProjectStream;
 
@@ -95,8 +98,15 @@ const INBOX_MESSAGES: usize = 8_192;
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 enum BusMessage {
-    /// Events committed by `instance`, in seq order.
-    Events { instance: Uuid, events: Vec<Event> },
+    /// Events committed by `instance`, in seq order, with the trace
+    /// context of the change that committed them (W3C `traceparent`, empty
+    /// when it was not traced; instances that predate it ignore it).
+    Events {
+        instance: Uuid,
+        events: Vec<Event>,
+        #[serde(default, skip_serializing_if = "HashMap::is_empty")]
+        trace: HashMap<String, String>,
+    },
     /// `instance`'s local users in `project`.
     Presence {
         instance: Uuid,
@@ -115,6 +125,12 @@ enum BusMessage {
         project: Uuid,
         user: Uuid,
     },
+    /// These sessions (token hashes, hex) were ended: every instance closes
+    /// the connections they opened (on the instances channel).
+    SessionsEnded {
+        instance: Uuid,
+        token_hashes: Vec<String>,
+    },
 }
 
 /// Socket.IO settings, from [`Config`].
@@ -130,6 +146,8 @@ pub struct RealtimeSettings {
     pub replay_max_events: i64,
     /// Prefix of our Redis channels.
     pub redis_prefix: String,
+    /// A browser's handshake may be signed in by its session cookie.
+    pub cookies: CookiePolicy,
 }
 
 impl RealtimeSettings {
@@ -144,6 +162,7 @@ impl RealtimeSettings {
             max_projects_per_connection: config.socket_max_projects_per_connection,
             replay_max_events: config.replay_max_events,
             redis_prefix: config.redis_prefix.clone(),
+            cookies: CookiePolicy::new(config),
         }
     }
 }
@@ -264,6 +283,11 @@ impl Realtime {
             .expect("io is set before any socket connects")
     }
 
+    /// How browser sessions are kept in cookies (a handshake may bring one).
+    pub fn cookies(&self) -> &CookiePolicy {
+        &self.0.settings.cookies
+    }
+
     pub fn app(&self) -> &App {
         &self.0.app
     }
@@ -332,7 +356,14 @@ impl Realtime {
             return;
         }
         let realtime = self.clone();
-        tokio::spawn(async move {
+        // A child of the writer's request span: one trace follows the
+        // change through the bus to the other instances' emissions.
+        let span = tracing::info_span!(
+            "realtime.publish",
+            seq = events.last().map(|event| event.seq),
+            events = events.len()
+        );
+        let publishing = async move {
             realtime.offer(events.clone()).await;
             if realtime.0.bus.is_enabled() {
                 let Some(project) = project_of(&events) else {
@@ -341,10 +372,12 @@ impl Realtime {
                 let message = BusMessage::Events {
                     instance: realtime.0.instance,
                     events,
+                    trace: telemetry::current_trace_context(),
                 };
                 realtime.broadcast(project, &message).await;
             }
-        });
+        };
+        tokio::spawn(publishing.instrument(span));
     }
 
     /// The bus channel of `project`'s events and presence. Only instances
@@ -354,7 +387,7 @@ impl Realtime {
         format!("{}:project:{project}", self.0.settings.redis_prefix)
     }
 
-    /// The channel every instance subscribes to: only heartbeats.
+    /// The channel every instance subscribes to: heartbeats and ended sessions.
     fn instances_channel(&self) -> String {
         format!("{}:instances", self.0.settings.redis_prefix)
     }
@@ -483,6 +516,39 @@ impl Realtime {
         }
     }
 
+    /// Closes the connections of ended sessions: here, and on every other
+    /// instance through the instances channel. Should the bus be down, a
+    /// connection elsewhere lives on until it drops, and its next handshake
+    /// is refused.
+    pub async fn end_sessions(&self, token_hashes: Vec<Vec<u8>>) {
+        let ended: HashSet<String> = token_hashes.iter().map(|hash| hex(hash)).collect();
+        self.close_sessions_locally(&ended);
+        if self.0.bus.is_enabled() {
+            let message = BusMessage::SessionsEnded {
+                instance: self.0.instance,
+                token_hashes: ended.into_iter().collect(),
+            };
+            self.send(self.instances_channel(), &message).await;
+        }
+    }
+
+    fn close_sessions_locally(&self, ended: &HashSet<String>) {
+        let Some(io) = self.0.io.get() else { return };
+        let mut closed = 0;
+        for socket in io.sockets() {
+            let belongs = socket
+                .extensions
+                .get::<handlers::SessionUser>()
+                .is_some_and(|user| ended.contains(&hex(&user.actor.token_hash)));
+            if belongs && socket.disconnect().is_ok() {
+                closed += 1;
+            }
+        }
+        if closed > 0 {
+            tracing::info!(sockets = closed, "closed the connections of ended sessions");
+        }
+    }
+
     async fn revoke_locally(&self, project: Uuid, user: Uuid) {
         if let Some(stream) = self.existing_stream(project) {
             let revoked = stream.state.lock().await.unsubscribe_user(&stream, user);
@@ -559,8 +625,19 @@ impl Realtime {
                     .increment(1);
             }
             match message {
-                Ok(BusMessage::Events { instance, events }) if instance != self.0.instance => {
-                    self.offer(events).await;
+                Ok(BusMessage::Events {
+                    instance,
+                    events,
+                    trace,
+                }) if instance != self.0.instance => {
+                    let span = tracing::info_span!(
+                        "realtime.deliver",
+                        otel.kind = "consumer",
+                        seq = events.last().map(|event| event.seq),
+                        events = events.len()
+                    );
+                    telemetry::continue_trace(&span, &trace);
+                    self.offer(events).instrument(span).await;
                 }
                 Ok(BusMessage::Presence {
                     instance,
@@ -588,6 +665,13 @@ impl Realtime {
                     user,
                 }) if instance != self.0.instance => {
                     self.revoke_locally(project, user).await;
+                }
+                Ok(BusMessage::SessionsEnded {
+                    instance,
+                    token_hashes,
+                }) if instance != self.0.instance => {
+                    let ended: HashSet<String> = token_hashes.into_iter().collect();
+                    self.close_sessions_locally(&ended);
                 }
                 Ok(_) => {}
                 Err(error) => tracing::warn!(%error, "unreadable bus message"),
@@ -734,9 +818,14 @@ impl BusMessage {
             BusMessage::Presence { .. } => "presence",
             BusMessage::PresenceWanted { .. } => "presence_wanted",
             BusMessage::Revoked { .. } => "revoked",
+            BusMessage::SessionsEnded { .. } => "sessions_ended",
             BusMessage::Alive { .. } => "alive",
         }
     }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
 /// The project a batch of events belongs to (a batch is always one project's).
@@ -753,6 +842,10 @@ impl CommitListener for Realtime {
 
     fn member_removed(&self, project: Uuid, user: Uuid) -> futures::future::BoxFuture<'_, ()> {
         Box::pin(self.revoke(project, user))
+    }
+
+    fn sessions_ended(&self, token_hashes: Vec<Vec<u8>>) -> futures::future::BoxFuture<'_, ()> {
+        Box::pin(self.end_sessions(token_hashes))
     }
 }
 

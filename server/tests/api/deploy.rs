@@ -389,6 +389,11 @@ fn compose_file_follows_the_spec_and_its_references_resolve() {
         assert_eq!(host_of("DATABASE_URL"), "postgres");
         assert_eq!(host_of("DATABASE_REPLICA_URLS"), "postgres-replica");
         assert_eq!(host_of("REDIS_URL"), "redis");
+        let traces = host_of("OTEL_EXPORTER_OTLP_ENDPOINT");
+        assert!(
+            services.contains_key(&traces),
+            "{app}: no {traces} service for traces"
+        );
         let grace = str_of(&service["stop_grace_period"])
             .trim_end_matches('s')
             .parse::<u64>()

@@ -235,7 +235,7 @@ impl TestApp {
                 Method::POST,
                 "/api/v1/auth/register",
                 None,
-                Some(&json!({"email": email, "name": name, "password": "correct horse battery"})),
+                Some(&json!({"email": email, "name": name, "password": PASSWORD})),
                 &[],
             )
             .await;
@@ -332,6 +332,9 @@ impl Drop for TestApp {
         }
     }
 }
+
+/// Every user `TestApp::register` makes signs in with this password.
+pub const PASSWORD: &str = "correct horse battery";
 
 pub struct TestUser {
     pub id: String,

@@ -88,6 +88,12 @@ const MATRIX: &[Row] = &[
         [204, 403, 403, 404],
     ),
     row(
+        "audit log",
+        "get",
+        "/api/v1/projects/{project_id}/audit",
+        [200, 403, 403, 404],
+    ),
+    row(
         "events",
         "get",
         "/api/v1/projects/{project_id}/events",
@@ -163,6 +169,7 @@ async fn every_project_route_enforces_roles() {
                         .await
                 }
                 "events" => app.get(&format!("{base}/events"), &caller.token).await,
+                "audit log" => app.get(&format!("{base}/audit"), &caller.token).await,
                 "list projects shows it" => {
                     let mut response = app.get("/api/v1/projects", &caller.token).await;
                     let listed = response.body["items"]

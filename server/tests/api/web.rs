@@ -99,7 +99,7 @@ impl Scenario {
 }
 
 fn browser_user(user: &TestUser, name: &str) -> Value {
-    json!({ "id": user.id, "email": user.email, "token": user.token, "name": name })
+    json!({ "id": user.id, "email": user.email, "password": crate::helpers::PASSWORD, "name": name })
 }
 
 /// A scenario on one project, with the browsers signed in as `users`.
@@ -259,7 +259,27 @@ async fn sign_up_create_a_project_and_a_task_in_the_browser() {
         result["saved"]["details"],
         "Two paragraphs and a link to the demo."
     );
-    assert_eq!(result["signedOutToken"], Value::Null);
+    // The session lived in an HttpOnly, Secure, SameSite=Strict cookie that
+    // the page could not read; writes needed the CSRF value; the page's
+    // policy kept an injected script from running, and nothing of ours broke it.
+    assert_eq!(
+        result["session"],
+        json!({"httpOnly": true, "secure": true, "sameSite": "Strict", "name": "__Host-tm_session"}),
+        "{result}"
+    );
+    assert_eq!(result["tokenVisibleToPage"], false, "{result}");
+    assert_eq!(result["csrfVisibleToPage"], true, "{result}");
+    assert_eq!(result["forged"], 403, "{result}");
+    assert_eq!(result["injectedRan"], false, "{result}");
+    let violations = result["policyViolations"].as_array().unwrap();
+    assert_eq!(violations.len(), 1, "only the injected script: {result}");
+    assert!(
+        violations[0].as_str().unwrap().starts_with("script-src"),
+        "{result}"
+    );
+    // Signing out cleared the cookies, and the session is over.
+    assert_eq!(result["cookiesAfterSignOut"], json!([]), "{result}");
+    assert_eq!(result["meAfterSignOut"], 401, "{result}");
     assert_eq!(
         result["taskModuleBeforeOpening"], false,
         "the board fetched the task page's code"
@@ -308,6 +328,7 @@ async fn a_change_in_one_browser_shows_in_another_within_a_second() {
     );
     let result = scenario.result().await;
     assert!(result["statusMs"].as_u64().unwrap() <= 1000, "{result}");
+    assert_eq!(result["policyViolations"], json!([]), "{result}");
     assert!(result["url"]
         .as_str()
         .unwrap()
@@ -463,6 +484,7 @@ async fn a_handshake_refused_by_a_server_failure_keeps_the_user_signed_in_and_re
     scenario.go_on().await;
     let result = scenario.result().await;
     assert_eq!(result["token_kept"], true, "{result}");
+    assert_eq!(result["policyViolations"], json!([]), "{result}");
     assert!(
         result["url"].as_str().unwrap().contains(&project),
         "still on the board: {result}"
