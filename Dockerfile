@@ -23,6 +23,7 @@ RUN apt-get update \
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY protocol protocol
+COPY client client
 COPY server server
 COPY loadtest/generator loadtest/generator
 COPY loadtest/fanout-baseline loadtest/fanout-baseline

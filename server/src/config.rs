@@ -22,12 +22,15 @@ pub struct Cli {
     pub config: Config,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Subcommand)]
+#[derive(Debug, Clone, Subcommand)]
 pub enum Command {
     /// Run the server (the default).
     Serve,
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Run the key user flow against a deployment and report its latency
+    /// (synthetic monitoring); exits non-zero when a step fails.
+    Probe(crate::probe::ProbeArgs),
 }
 
 #[derive(Debug, Clone, Args)]

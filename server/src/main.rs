@@ -1,6 +1,6 @@
 use taskmaster_server::config::{Cli, Command};
 use taskmaster_server::startup::{database, shutdown_signal, Application};
-use taskmaster_server::{db, telemetry};
+use taskmaster_server::{db, probe, telemetry};
 
 // jemalloc returns freed memory to the system and fragments less than the
 // system allocator under many connections and bursts of large, short-lived
@@ -25,6 +25,10 @@ fn main() -> anyhow::Result<()> {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve) {
+        Command::Probe(args) => {
+            let outcome = probe::run(&args).await;
+            std::process::exit(outcome.exit_code());
+        }
         Command::Serve => {
             let app = Application::build(cli.config).await?;
             // Printed, not only logged: scripts starting us on port 0 read it.

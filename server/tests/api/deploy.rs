@@ -63,19 +63,29 @@ fn validate(yaml: &str) -> Result<(), String> {
 
 /// Every environment variable the server reads, from its own `--help`.
 fn server_settings() -> BTreeSet<String> {
+    let settings = settings_in_help(&["--help"]);
+    assert!(settings.contains("DATABASE_URL"), "{settings:?}");
+    settings
+}
+
+/// Every environment variable `taskmaster probe` reads.
+fn probe_settings() -> BTreeSet<String> {
+    let settings = settings_in_help(&["probe", "--help"]);
+    assert!(settings.contains("PROBE_URL"), "{settings:?}");
+    settings
+}
+
+fn settings_in_help(args: &[&str]) -> BTreeSet<String> {
     let output = Command::new(env!("CARGO_BIN_EXE_taskmaster"))
-        .arg("--help")
+        .args(args)
         .output()
         .unwrap();
     let help = String::from_utf8_lossy(&output.stdout);
-    let settings: BTreeSet<String> = help
-        .split("[env: ")
+    help.split("[env: ")
         .skip(1)
-        .filter_map(|rest| rest.split('=').next())
+        .filter_map(|rest| rest.split(['=', ']']).next())
         .map(str::to_owned)
-        .collect();
-    assert!(settings.contains("DATABASE_URL"), "{help}");
-    settings
+        .collect()
 }
 
 fn resource<'a>(all: &'a [Value], kind: &str, name: &str) -> &'a Value {
@@ -302,6 +312,46 @@ fn kubernetes_manifests_hold_what_the_server_relies_on() {
         resource(&all, "Service", service_name);
     }
     assert_eq!(str_of(&config["data"]["REDIS_URL"]), "redis://redis:6379");
+
+    // The synthetic probe: every minute, one at a time, the same image,
+    // reading only settings the probe has, aimed at the Service.
+    let probe = resource(&all, "CronJob", "taskmaster-probe");
+    assert_eq!(probe["spec"]["schedule"], "* * * * *");
+    assert_eq!(probe["spec"]["concurrencyPolicy"], "Forbid");
+    let job = &probe["spec"]["jobTemplate"]["spec"];
+    assert!(job["activeDeadlineSeconds"].as_u64().unwrap() < 60);
+    let probe_container = &job["template"]["spec"]["containers"][0];
+    assert_eq!(probe_container["image"], container["image"]);
+    assert_eq!(probe_container["args"][0], "probe");
+    let wanted = probe_settings();
+    let mut given = BTreeSet::new();
+    for variable in probe_container["env"].as_sequence().unwrap() {
+        given.insert(str_of(&variable["name"]).to_owned());
+    }
+    let probe_secret_name = str_of(&probe_container["envFrom"][0]["secretRef"]["name"]);
+    let probe_secret = named(&all, "Secret", probe_secret_name);
+    for key in probe_secret["data"].as_mapping().unwrap().keys() {
+        given.insert(str_of(key).to_owned());
+    }
+    for key in &given {
+        assert!(
+            wanted.contains(key),
+            "the probe is given {key}, which it does not read"
+        );
+    }
+    for key in ["PROBE_URL", "PROBE_EMAIL", "PROBE_PASSWORD"] {
+        assert!(given.contains(key), "the probe lacks {key}");
+    }
+    let target = probe_container["env"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|variable| variable["name"] == "PROBE_URL")
+        .unwrap();
+    assert_eq!(
+        str_of(&target["value"]).trim_start_matches("http://"),
+        str_of(&service["metadata"]["name"])
+    );
 }
 
 #[test]
@@ -440,6 +490,23 @@ fn compose_file_follows_the_spec_and_its_references_resolve() {
         .to_owned();
     let expected: BTreeSet<String> = apps.iter().map(|app| format!("{app}:{port}")).collect();
     assert_eq!(upstreams, expected);
+
+    // The synthetic probe runs `taskmaster probe` through the edge, with
+    // settings the probe reads, trusting the edge's certificate.
+    let probe = &services["probe"];
+    let wanted = probe_settings();
+    for key in probe["environment"].as_mapping().unwrap().keys() {
+        assert!(
+            wanted.contains(str_of(key)),
+            "probe sets {key:?}, which it does not read"
+        );
+    }
+    assert_eq!(str_of(&probe["network_mode"]), "service:nginx");
+    assert!(str_of(&probe["command"][0]).contains("taskmaster probe"));
+    assert!(probe["volumes"][0]
+        .as_str()
+        .unwrap()
+        .starts_with("edge:/var/lib/edge"));
 }
 
 #[test]

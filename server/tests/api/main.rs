@@ -21,6 +21,7 @@ mod operations;
 mod pagination;
 mod perf_guard;
 mod pg_cluster;
+mod probe;
 mod realtime;
 mod redis_cluster;
 mod replicas;
