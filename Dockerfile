@@ -27,6 +27,7 @@ COPY client client
 COPY server server
 COPY loadtest/generator loadtest/generator
 COPY loadtest/fanout-baseline loadtest/fanout-baseline
+COPY loadtest/faultproxy loadtest/faultproxy
 COPY vendor vendor
 COPY scripts scripts
 COPY web web

@@ -11,6 +11,18 @@
 #   scripts/cluster.sh status        what runs, and each instance's /readyz
 #   scripts/cluster.sh down          stop everything `up --detach` started
 #
+# Faults, for chaos tests (loadtest/chaos.sh) and drills:
+#   scripts/cluster.sh instance N kill|stop|cont|start   SIGKILL, SIGSTOP, SIGCONT, start again
+#   scripts/cluster.sh redis kill|start
+#   scripts/cluster.sh primary crash|start               immediate stop, as a crash
+#   scripts/cluster.sh replica crash|start|pause|resume  pause/resume its WAL replay
+#   scripts/cluster.sh path redis|postgres "latency_ms=200 loss=0.05"|down|clear
+# `path` needs CLUSTER_FAULT_PROXIES=1 at `up`: the instances then reach Redis
+# and the primary through loadtest/faultproxy (CLUSTER_FAULTPROXY
+# [target/release/faultproxy], built when missing) on CLUSTER_PG_PORT + 2 and
+# + 3, which adds the latency and TCP-like loss it is told to. (`tc netem`
+# would do this in the kernel; many containers and sandboxes lack it.)
+#
 # Settings (environment): CLUSTER_INSTANCES [3], CLUSTER_HTTPS_PORT [8443],
 # CLUSTER_HTTP_PORT [8080], CLUSTER_FIRST_PORT [18081] (instances take the
 # ports from there), CLUSTER_REDIS_PORT [56390], CLUSTER_PG_PORT [55450]
@@ -40,6 +52,18 @@ REPLICA_PORT=$((PG_PORT + 1))
 EDGE="$DIR/edge"
 DATABASE="postgres://postgres@127.0.0.1:$PG_PORT/taskmaster"
 REPLICA="postgres://postgres@127.0.0.1:$REPLICA_PORT/taskmaster"
+FAULT_PROXIES=${CLUSTER_FAULT_PROXIES:-}
+FAULTPROXY=${CLUSTER_FAULTPROXY:-$ROOT/target/release/faultproxy}
+PG_PROXY_PORT=$((PG_PORT + 2))
+REDIS_PROXY_PORT=$((PG_PORT + 3))
+# What the instances connect to: the servers, or the fault proxies in front.
+if [ -n "$FAULT_PROXIES" ]; then
+  APP_DATABASE="postgres://postgres@127.0.0.1:$PG_PROXY_PORT/taskmaster"
+  APP_REDIS="redis://127.0.0.1:$REDIS_PROXY_PORT"
+else
+  APP_DATABASE=$DATABASE
+  APP_REDIS="redis://127.0.0.1:$REDIS_PORT"
+fi
 
 instance_port() { echo $((FIRST_PORT + $1 - 1)); }
 instance_addresses() {
@@ -104,11 +128,42 @@ make_release() {
 start_instance() { # N RELEASE
   local n=$1 release=$2 port
   port=$(instance_port "$n")
-  env DATABASE_URL="$DATABASE" DATABASE_REPLICA_URLS="$REPLICA" \
-    REDIS_URL="redis://127.0.0.1:$REDIS_PORT" BIND="127.0.0.1:$port" \
+  env DATABASE_URL="$APP_DATABASE" DATABASE_REPLICA_URLS="$REPLICA" \
+    REDIS_URL="$APP_REDIS" BIND="127.0.0.1:$port" \
     WEB_DIR="$release/web" TRUST_FORWARDED_FOR=true LOG_FORMAT="${LOG_FORMAT:-json}" \
     setsid "$release/taskmaster" serve >>"$DIR/logs/instance-$n.log" 2>&1 < /dev/null &
   echo $! > "$DIR/pids/instance-$n"
+}
+
+start_redis() {
+  say "starting Redis on 127.0.0.1:$REDIS_PORT"
+  redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save '' --appendonly no \
+    --dir "$DIR" --logfile "$DIR/logs/redis.log" --daemonize yes --pidfile "$DIR/pids/redis"
+  local _
+  for _ in $(seq 1 50); do
+    redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  echo "Redis did not start; see $DIR/logs/redis.log" >&2
+  return 1
+}
+
+# One fault proxy per path an instance may lose: to the primary and to Redis.
+start_fault_proxies() {
+  if [ -z "${CLUSTER_FAULTPROXY:-}" ] && [ ! -x "$FAULTPROXY" ]; then
+    say "building the fault proxy (cargo build --release -p taskmaster-faultproxy)"
+    cargo build --release --locked -p taskmaster-faultproxy
+  fi
+  mkdir -p "$DIR/faults"
+  local name listen upstream
+  for name in postgres redis; do
+    if [ "$name" = postgres ]; then listen=$PG_PROXY_PORT upstream=$PG_PORT; else listen=$REDIS_PROXY_PORT upstream=$REDIS_PORT; fi
+    : > "$DIR/faults/$name"
+    say "fault proxy for $name: 127.0.0.1:$listen -> :$upstream"
+    setsid "$FAULTPROXY" --listen "127.0.0.1:$listen" --upstream "127.0.0.1:$upstream" \
+      --faults "$DIR/faults/$name" >>"$DIR/logs/faultproxy-$name.log" 2>&1 < /dev/null &
+    echo $! > "$DIR/pids/faultproxy-$name"
+  done
 }
 
 stop_pid_file() { # FILE [SIGNAL]
@@ -141,9 +196,8 @@ up() {
     "select 1 from pg_database where datname = 'taskmaster'" | grep -q 1 \
     || psql "postgres://postgres@127.0.0.1:$PG_PORT/postgres" -qc "create database taskmaster"
 
-  say "starting Redis on 127.0.0.1:$REDIS_PORT"
-  redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save '' --appendonly no \
-    --dir "$DIR" --logfile "$DIR/logs/redis.log" --daemonize yes --pidfile "$DIR/pids/redis"
+  start_redis
+  if [ -n "$FAULT_PROXIES" ]; then start_fault_proxies; fi
 
   local release
   release=$(make_release)
@@ -193,6 +247,7 @@ down() {
   fi
   local file
   for file in "$DIR"/pids/instance-*; do stop_pid_file "$file"; done
+  for file in "$DIR"/pids/faultproxy-*; do stop_pid_file "$file"; done
   stop_pid_file "$DIR/pids/redis"
   pg_pair stop || true
   rm -f "$DIR/pids/running"
@@ -244,10 +299,68 @@ status() {
   cat "$EDGE/upstreams.state" 2>/dev/null || true
 }
 
+# --- faults -------------------------------------------------------------
+
+require_running() {
+  [ -f "$DIR/pids/running" ] || { echo "no cluster runs in $DIR (scripts/cluster.sh up)" >&2; exit 1; }
+}
+
+pid_of() { cat "$DIR/pids/$1" 2>/dev/null || true; }
+
+instance_fault() { # N kill|stop|cont|start
+  local n=${1:?instance number} action=${2:?kill, stop, cont or start} pid
+  pid=$(pid_of "instance-$n")
+  case "$action" in
+    kill) [ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null; rm -f "$DIR/pids/instance-$n" ;;
+    stop) kill -STOP "$pid" ;;
+    cont) kill -CONT "$pid" ;;
+    start)
+      start_instance "$n" "$(readlink -f "$DIR/current")"
+      wait_for "http://127.0.0.1:$(instance_port "$n")/readyz" 60 \
+        || { echo "instance $n did not become ready" >&2; exit 1; } ;;
+    *) echo "instance N kill|stop|cont|start" >&2; exit 2 ;;
+  esac
+}
+
+redis_fault() { # kill|start
+  case "${1:-}" in
+    kill) kill -KILL "$(pid_of redis)" 2>/dev/null || true; rm -f "$DIR/pids/redis" ;;
+    start) start_redis ;;
+    *) echo "redis kill|start" >&2; exit 2 ;;
+  esac
+}
+
+replica_fault() { # crash|start|pause|resume
+  local replica_admin="postgres://postgres@127.0.0.1:$REPLICA_PORT/postgres"
+  case "${1:-}" in
+    crash|start) pg_pair "$1" replica ;;
+    pause) psql "$replica_admin" -qtAc "select pg_wal_replay_pause()" >/dev/null ;;
+    resume) psql "$replica_admin" -qtAc "select pg_wal_replay_resume()" >/dev/null ;;
+    *) echo "replica crash|start|pause|resume" >&2; exit 2 ;;
+  esac
+}
+
+path_fault() { # redis|postgres FAULT|clear
+  local name=${1:-} fault=${2:-}
+  case "$name" in redis|postgres) ;; *) echo "path redis|postgres FAULT|clear" >&2; exit 2 ;; esac
+  [ -f "$DIR/faults/$name" ] || { echo "no fault proxies: start the cluster with CLUSTER_FAULT_PROXIES=1" >&2; exit 1; }
+  if [ "$fault" = clear ]; then fault=""; fi
+  echo "$fault" > "$DIR/faults/$name"
+  # The proxy reads its file every 200 ms.
+  sleep 0.5
+}
+
 case "${1:-}" in
   up) up "$([ "${2:-}" = --detach ] && echo yes || echo no)" ;;
   down) down ;;
   deploy) deploy ;;
   status) status ;;
-  *) sed -n '2,25p' "$0" >&2; exit 2 ;;
+  instance) require_running; instance_fault "${2:-}" "${3:-}" ;;
+  redis) require_running; redis_fault "${2:-}" ;;
+  primary)
+    require_running
+    case "${2:-}" in crash|start) pg_pair "$2" primary ;; *) echo "primary crash|start" >&2; exit 2 ;; esac ;;
+  replica) require_running; replica_fault "${2:-}" ;;
+  path) require_running; path_fault "${2:-}" "${3:-}" ;;
+  *) sed -n '2,38p' "$0" >&2; exit 2 ;;
 esac

@@ -148,7 +148,7 @@ cargo fmt --all --check
 say "running clippy"
 cargo clippy --locked --all-targets -- -D warnings
 (cd web && cargo clippy --locked --all-targets --target-dir ../target -- -D warnings)
-say "building the load generator (the rolling-deploy test drives it)"
-cargo build --locked -p taskmaster-loadgen
+say "building the load generator and the fault proxy (the cluster, chaos and bulkhead tests drive them)"
+cargo build --locked -p taskmaster-loadgen -p taskmaster-faultproxy
 say "running the tests"
 cargo nextest run --locked --workspace --profile ci

@@ -125,17 +125,24 @@ impl Tracker {
     }
 }
 
+/// A connection, the seq its join was acknowledged at, and how long it may
+/// stay silent before it counts as dead.
+struct Joined {
+    socket: Socket,
+    seq: i64,
+    heartbeat: Duration,
+}
+
 /// Opens the WebSocket, connects to the namespace with the user's token and
 /// joins the project — with `since` when catching up after a drop, counting
-/// the replayed events that arrive before the acknowledgement. Returns the
-/// socket and the seq the join was acknowledged at.
+/// the replayed events that arrive before the acknowledgement.
 async fn connect_and_join(
     world: &World,
     since: Option<i64>,
     tracker: &mut Tracker,
     counters: &Counters,
     latencies: &Latencies,
-) -> Result<(Socket, i64), String> {
+) -> Result<Joined, String> {
     let n = tracker.n;
     let base = &world.urls[n % world.urls.len()];
     let token = &world.user_tokens[n % world.user_tokens.len()];
@@ -164,10 +171,11 @@ async fn connect_and_join(
     .await
     .map_err(|error| format!("websocket: {error}"))?;
     // Engine.IO open packet, then connect to namespace "/" with our token.
-    next_text(&mut socket)
+    let open = next_text(&mut socket)
         .await
         .filter(|open| open.starts_with('0'))
         .ok_or("no Engine.IO open packet")?;
+    let heartbeat = heartbeat_of(&open[1..]);
     let auth = serde_json::json!({"token": token}).to_string();
     send(&mut socket, format!("40{auth}")).await?;
     loop {
@@ -203,9 +211,25 @@ async fn connect_and_join(
             let seq = ack[0]["seq"]
                 .as_i64()
                 .ok_or_else(|| format!("join refused: {ack}"))?;
-            return Ok((socket, seq));
+            return Ok(Joined {
+                socket,
+                seq,
+                heartbeat,
+            });
         }
     }
+}
+
+/// How long a connection may go without a ping from the server before the
+/// client takes it for dead: ping interval plus ping timeout, from the open
+/// packet, as socket.io-client does. A server that stops (SIGSTOP, a hung
+/// host) sends nothing and closes nothing; without this the client would
+/// wait for it forever instead of reconnecting elsewhere.
+fn heartbeat_of(open: &str) -> Duration {
+    let open: serde_json::Value = serde_json::from_str(open).unwrap_or_default();
+    let interval = open["pingInterval"].as_u64().unwrap_or(25_000);
+    let timeout = open["pingTimeout"].as_u64().unwrap_or(20_000);
+    Duration::from_millis(interval + timeout)
 }
 
 async fn send(socket: &mut Socket, text: String) -> Result<(), String> {
@@ -255,8 +279,8 @@ async fn run(
         connect_and_join(world, None, &mut tracker, counters, latencies),
     )
     .await;
-    let (mut socket, joined_at) = match first {
-        Ok(Ok(connected)) => connected,
+    let (mut socket, joined_at, mut heartbeat) = match first {
+        Ok(Ok(joined)) => (joined.socket, joined.seq, joined.heartbeat),
         failure => {
             if counters.connect_failed() <= 5 {
                 let reason = match failure {
@@ -275,7 +299,10 @@ async fn run(
 
     'connected: loop {
         let message = tokio::select! {
-            message = socket.next() => message,
+            message = tokio::time::timeout(heartbeat, socket.next()) => {
+                // Silent past the heartbeat: dead, as if it had closed.
+                message.unwrap_or(None)
+            }
             _ = stop.changed() => break,
         };
         let text = match message {
@@ -299,8 +326,9 @@ async fn run(
                         connect_and_join(world, Some(since), &mut tracker, counters, latencies),
                     )
                     .await;
-                    if let Ok(Ok((reconnected, _))) = again {
-                        socket = reconnected;
+                    if let Ok(Ok(joined)) = again {
+                        socket = joined.socket;
+                        heartbeat = joined.heartbeat;
                         counters.reconnected();
                         latencies.record_catch_up(dropped_at.elapsed());
                         continue 'connected;
@@ -335,5 +363,17 @@ where
             Ok(Message::Ping(_) | Message::Pong(_)) => continue,
             _ => return None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_heartbeat_is_the_servers_ping_interval_plus_timeout() {
+        let open = r#"{"sid":"x","upgrades":[],"pingInterval":10000,"pingTimeout":5000,"maxPayload":1000}"#;
+        assert_eq!(heartbeat_of(open), Duration::from_millis(15_000));
+        assert_eq!(heartbeat_of("not json"), Duration::from_millis(45_000));
     }
 }

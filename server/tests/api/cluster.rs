@@ -16,7 +16,7 @@ use crate::edge::{repo, Release};
 
 /// `count` consecutive ports nobody listens on (the script numbers its
 /// instances from the first; the rest follow).
-fn free_port_run(count: u16) -> u16 {
+pub fn free_port_run(count: u16) -> u16 {
     for attempt in 0..200u32 {
         let first = 20_000 + ((std::process::id() * 7_919 + attempt * 613) % 30_000) as u16;
         if (first..first + count).all(|port| TcpListener::bind(("127.0.0.1", port)).is_ok()) {
@@ -26,7 +26,7 @@ fn free_port_run(count: u16) -> u16 {
     panic!("no run of {count} free ports");
 }
 
-fn listening(port: u16) -> bool {
+pub fn listening(port: u16) -> bool {
     TcpStream::connect_timeout(
         &format!("127.0.0.1:{port}").parse().unwrap(),
         Duration::from_millis(300),

@@ -3,7 +3,9 @@
 
 mod auth;
 mod bad_input;
+mod bulkheads;
 mod cache;
+mod chaos;
 mod cluster;
 mod concurrency;
 mod dependencies;
