@@ -246,6 +246,11 @@ pub struct Config {
     #[arg(long, env = "REPLAY_MAX_EVENTS", default_value_t = 1_000)]
     pub replay_max_events: i64,
 
+    /// Prometheus metrics: `on`, or `off` to record nothing (only to
+    /// measure what metrics cost; alerts and dashboards need them).
+    #[arg(long, env = "METRICS", default_value = "on")]
+    pub metrics: Switch,
+
     /// Log format: `text` for people, `json` for log collectors.
     #[arg(long, env = "LOG_FORMAT", default_value = "text")]
     pub log_format: LogFormat,

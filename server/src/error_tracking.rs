@@ -107,6 +107,7 @@ pub fn init(settings: &Settings) {
             // hook, with the request's context; no personal data beyond the
             // hashed user.
             let mut options = sentry::ClientOptions::new()
+                .transport(BoundedTransport)
                 .release(env!("CARGO_PKG_VERSION"))
                 .shutdown_timeout(Duration::from_secs(2))
                 .default_integrations(false)
@@ -127,6 +128,29 @@ pub fn init(settings: &Settings) {
         metrics::counter!("server_errors_total", "kind" => kind.as_str()).increment(0);
     }
     metrics::counter!("error_reports_dropped_total").increment(0);
+}
+
+/// Sentry's own transport (a thread with a bounded queue, which drops what
+/// does not fit), given an HTTP client whose every request has a deadline:
+/// a Sentry that hangs holds one report, not the thread, for ever.
+struct BoundedTransport;
+
+impl sentry::TransportFactory for BoundedTransport {
+    fn create_transport_with_options(
+        &self,
+        options: sentry::TransportOptions,
+    ) -> std::sync::Arc<dyn sentry::Transport> {
+        let transport = sentry::transports::ReqwestHttpTransportOptions::from(options);
+        let client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(2))
+            .timeout(Duration::from_secs(5))
+            .build();
+        let transport = match client {
+            Ok(client) => transport.with_client(client),
+            Err(_) => transport,
+        };
+        std::sync::Arc::new(transport.build())
+    }
 }
 
 /// Sends what is queued for Sentry (at shutdown), waiting at most `timeout`.

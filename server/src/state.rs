@@ -13,7 +13,8 @@ use crate::http::session_cookie::CookiePolicy;
 pub struct AppState {
     pub app: App,
     pub config: Arc<Config>,
-    pub metrics: PrometheusHandle,
+    /// `None` with `METRICS=off`.
+    pub metrics: Option<PrometheusHandle>,
     /// Readiness checks, one per dependency.
     pub probes: Arc<Vec<Arc<dyn Probe>>>,
     /// How browser sessions are kept in cookies.

@@ -13,9 +13,11 @@ use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
 use opentelemetry_sdk::Resource;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
+use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::Layer;
 
 use crate::config::{Config, LogFormat};
 use crate::http::LATENCY_BUCKETS;
@@ -77,13 +79,15 @@ pub fn exporting_traces() -> bool {
 }
 
 /// Structured logs to stderr (`RUST_LOG` adjusts levels, default `info`)
-/// and, with `traces`, the same spans exported over OTLP. The redis
+/// and, with `traces`, our spans exported over OTLP (at `info`, whatever
+/// the log level). The redis
 /// client's own warnings are left out by default: while a cluster node is
 /// down it logs every reconnection attempt, hundreds a second, and the bus
 /// reports the outage itself (the `redis` check in `/readyz`,
 /// `realtime_fanout_up`).
 pub fn init(format: LogFormat, traces: Option<&TraceExport>) -> anyhow::Result<TelemetryGuard> {
-    let filter = EnvFilter::try_from_default_env()
+    // `RUST_LOG` chooses what is logged; it does not thin out the traces.
+    let log_filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=info,redis=error"));
     let (otel, tracer_provider) = match traces {
         Some(export) => {
@@ -97,27 +101,30 @@ pub fn init(format: LogFormat, traces: Option<&TraceExport>) -> anyhow::Result<T
                 .with_tracer(provider.tracer("taskmaster"))
                 .with_context_activation(false)
                 .with_tracked_inactivity(false)
-                .with_threads(false);
+                .with_threads(false)
+                .with_filter(Targets::new().with_target("taskmaster_server", LevelFilter::INFO));
             opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
             EXPORTING.store(true, Ordering::Relaxed);
             (Some(layer), Some(provider))
         }
         None => (None, None),
     };
-    let registry = tracing_subscriber::registry().with(filter).with(otel);
-    // A second initialisation (tests build several apps) is harmless: keep the first.
-    let _ = match format {
-        LogFormat::Json => registry
-            .with(
-                tracing_subscriber::fmt::layer()
-                    .json()
-                    .with_writer(std::io::stderr),
-            )
-            .try_init(),
-        LogFormat::Text => registry
-            .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
-            .try_init(),
+    let logs = match format {
+        LogFormat::Json => tracing_subscriber::fmt::layer()
+            .json()
+            .with_writer(std::io::stderr)
+            .with_filter(log_filter)
+            .boxed(),
+        LogFormat::Text => tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_filter(log_filter)
+            .boxed(),
     };
+    // A second initialisation (tests build several apps) is harmless: keep the first.
+    let _ = tracing_subscriber::registry()
+        .with(otel)
+        .with(logs)
+        .try_init();
     Ok(TelemetryGuard { tracer_provider })
 }
 

@@ -47,14 +47,14 @@ impl Trust {
 
     /// A REST client that trusts these certificates besides nothing else.
     pub fn http_client(&self) -> anyhow::Result<reqwest::Client> {
+        // reqwest takes the process's TLS provider.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let mut builder = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(30))
             .connect_timeout(std::time::Duration::from_secs(5))
             .pool_max_idle_per_host(64);
         if let Some(pem) = &self.pem {
-            for certificate in reqwest::Certificate::from_pem_bundle(pem)? {
-                builder = builder.add_root_certificate(certificate);
-            }
+            builder = builder.tls_certs_only(reqwest::Certificate::from_pem_bundle(pem)?);
         }
         Ok(builder.build()?)
     }

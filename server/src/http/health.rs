@@ -5,9 +5,10 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+use crate::error::Error;
 use crate::health::{Probe, Verdict};
 use crate::state::AppState;
 
@@ -92,7 +93,11 @@ async fn check_dependencies(state: &AppState) -> Vec<(&Arc<dyn Probe>, Verdict)>
 /// (memory, CPU, file descriptors) are sampled at scrape time, and so are
 /// the dependencies, so that `dependency_up` is fresh whether or not an
 /// orchestrator polls `/readyz`.
-pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    let Some(handle) = &state.metrics else {
+        return Error::NotFound("not_found", "metrics are off here (METRICS=off)".into())
+            .into_response();
+    };
     check_dependencies(&state).await;
     crate::telemetry::sample_process_metrics();
     let pool = state.app.db();
@@ -101,6 +106,7 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     metrics::gauge!("db_pool_max_connections").set(f64::from(pool.options().get_max_connections()));
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(),
+        handle.render(),
     )
+        .into_response()
 }

@@ -5,6 +5,7 @@ pub mod error;
 pub mod extract;
 mod health;
 mod openapi;
+pub mod params;
 mod projects;
 mod rum;
 mod security_headers;

@@ -8,7 +8,7 @@ use protocol::{
 use serde::Deserialize;
 
 use super::extract::{AuthUser, Json, Path, Query};
-use super::tasks::parse_bounded;
+use super::params::parse_bounded;
 use crate::app::{AUDIT_PAGE, MAX_AUDIT_PAGE};
 use crate::db::projects::PutOutcome;
 use crate::error::Result;

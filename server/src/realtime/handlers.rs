@@ -194,7 +194,7 @@ fn api_refusal(socket: &SocketRef<Adapter>, event: &'static str, error: &Error) 
 
 /// Parses an event payload as the REST layer parses a body, so both give the
 /// same errors.
-fn payload<T: DeserializeOwned>(
+pub(super) fn payload<T: DeserializeOwned>(
     value: Result<Value, socketioxide::ParserError>,
 ) -> Result<T, Error> {
     let value = value.map_err(|_| {

@@ -828,6 +828,14 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
+/// An event payload parsed as the handlers parse it (the REST body rules:
+/// 400 for what is malformed, 422 for what is invalid); for the fuzz targets.
+pub fn parse_payload<T: serde::de::DeserializeOwned>(
+    value: serde_json::Value,
+) -> Result<T, crate::error::Error> {
+    handlers::payload(Ok(value))
+}
+
 /// The project a batch of events belongs to (a batch is always one project's).
 fn project_of(events: &[Event]) -> Option<Uuid> {
     events

@@ -1482,7 +1482,7 @@ async fn the_previous_release_assets_survive_a_rolling_deploy() {
     }
     // Each instance serves it itself, not only the edge's cache.
     for instance in &cluster.instances {
-        let direct = reqwest::get(format!(
+        let direct = crate::helpers::get(format!(
             "http://{}/assets/{before}/{LAZY_MODULE}",
             instance.address()
         ))

@@ -87,7 +87,7 @@ async fn stop(mut server: Server) {
 #[tokio::test]
 async fn starts_its_own_postgres_from_an_empty_data_dir_and_stops_it() {
     let data_dir = tempfile::tempdir().unwrap();
-    let client = reqwest::Client::new();
+    let client = crate::helpers::http();
 
     let server = start(data_dir.path()).await;
     let ready = client
@@ -165,7 +165,7 @@ async fn as_root_keeps_the_cluster_elsewhere_when_postgres_cannot_enter_data_dir
     std::fs::set_permissions(closed.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
     let data_dir = closed.path().join("nested/data");
     let _cleanup = RemoveRecordedCluster(&data_dir);
-    let client = reqwest::Client::new();
+    let client = crate::helpers::http();
 
     let server = start(&data_dir).await;
     assert_eq!(

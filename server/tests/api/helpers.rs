@@ -148,7 +148,7 @@ impl TestApp {
         TestApp {
             address,
             metrics_address,
-            client: reqwest::Client::builder()
+            client: http_builder()
                 .timeout(std::time::Duration::from_secs(30))
                 .build()
                 .expect("client"),
@@ -331,6 +331,22 @@ impl Drop for TestApp {
             drop_database(name);
         }
     }
+}
+
+/// An HTTP client builder. reqwest takes the process's TLS provider, which
+/// the server installs for itself and tests install here.
+pub fn http_builder() -> reqwest::ClientBuilder {
+    taskmaster_server::tls::install_default_provider();
+    reqwest::Client::builder()
+}
+
+pub fn http() -> reqwest::Client {
+    http_builder().build().expect("an HTTP client")
+}
+
+/// A plain GET, as `reqwest::get` does.
+pub async fn get(url: impl reqwest::IntoUrl) -> reqwest::Result<reqwest::Response> {
+    http().get(url).send().await
 }
 
 /// Every user `TestApp::register` makes signs in with this password.

@@ -387,7 +387,7 @@ async fn alertmanager_routes_pages_and_tickets_to_their_receivers_and_inhibits_t
         .kill_on_drop(true)
         .spawn()
         .expect("prometheus-alertmanager runs (scripts/test.sh installs it)");
-    let client = reqwest::Client::builder()
+    let client = crate::helpers::http_builder()
         .timeout(Duration::from_secs(5))
         .build()
         .unwrap();

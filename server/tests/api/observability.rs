@@ -204,7 +204,7 @@ async fn a_panic_under_a_request_is_reported_with_its_request_id_and_answered_50
     let address = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, router).await });
 
-    let response = reqwest::get(format!("http://{address}/boom"))
+    let response = crate::helpers::get(format!("http://{address}/boom"))
         .await
         .unwrap();
     assert_eq!(response.status(), 500);

@@ -192,13 +192,13 @@ async fn metrics_can_have_a_listener_of_their_own() {
     main.assert_error(404, "not_found");
 
     let metrics_url = format!("{}/metrics", app.metrics_address.as_deref().unwrap());
-    let scraped = reqwest::get(&metrics_url).await.unwrap();
+    let scraped = crate::helpers::get(&metrics_url).await.unwrap();
     assert_eq!(scraped.status(), 200);
     let text = scraped.text().await.unwrap();
     assert!(text.contains("http_requests_total"), "{text}");
     assert!(text.contains(r#"route="/api/v1/projects""#), "{text}");
     // Only metrics there: the API is not served on the metrics port.
-    let api = reqwest::get(metrics_url.replace("/metrics", "/api/v1/projects"))
+    let api = crate::helpers::get(metrics_url.replace("/metrics", "/api/v1/projects"))
         .await
         .unwrap();
     assert_eq!(api.status(), 404);
@@ -304,7 +304,7 @@ async fn shutdown_finishes_requests_in_flight() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     // New connections are no longer accepted…
     assert!(
-        reqwest::get(app.url("/healthz")).await.is_err(),
+        crate::helpers::get(app.url("/healthz")).await.is_err(),
         "still accepting"
     );
     // …but the request in flight completes.

@@ -404,7 +404,7 @@ async fn joining_while_writes_arrive_neither_skips_nor_repeats() {
     let writer = {
         let (address, token, project) = (app.address.clone(), user.token.clone(), project.clone());
         tokio::spawn(async move {
-            let client = reqwest::Client::new();
+            let client = crate::helpers::http();
             for n in 0..CHANGES {
                 let response = client
                     .patch(format!("{address}/api/v1/projects/{project}/tasks/1"))

@@ -230,7 +230,7 @@ const PROJECT_SCOPED: &str = "/api/v1/projects/{project_id}";
 #[tokio::test]
 async fn the_matrix_covers_every_project_operation_of_the_openapi_document() {
     let app = TestApp::spawn().await;
-    let document: Value = reqwest::get(app.url("/api/v1/openapi.json"))
+    let document: Value = crate::helpers::get(app.url("/api/v1/openapi.json"))
         .await
         .unwrap()
         .json()

@@ -45,7 +45,7 @@ async fn beyond_its_bounds_the_api_refuses_at_once_with_503_and_retry_after() {
         let (url, token) = (app.url(&tasks), ann.token.clone());
         tokio::spawn(async move {
             let started = Instant::now();
-            let response = reqwest::Client::new()
+            let response = crate::helpers::http()
                 .get(url)
                 .bearer_auth(token)
                 .send()
@@ -74,7 +74,7 @@ async fn beyond_its_bounds_the_api_refuses_at_once_with_503_and_retry_after() {
     );
 
     // Health checks are not behind the API's bounds.
-    let health = reqwest::get(app.url("/healthz")).await.unwrap();
+    let health = crate::helpers::get(app.url("/healthz")).await.unwrap();
     assert_eq!(health.status(), 200);
 
     // The slow request completes normally, and the API serves again.
