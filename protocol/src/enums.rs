@@ -148,6 +148,16 @@ wire_enum! {
     }
 }
 
+wire_enum! {
+    /// What an API token may do, within its user's roles.
+    TokenAccess, "token access", serde = "lowercase" {
+        /// Read and subscribe only.
+        Read = "read",
+        /// Read and change tasks (never manage members or the account).
+        Write = "write",
+    }
+}
+
 impl Role {
     /// Whether this role includes everything `required` allows.
     pub fn allows(self, required: Role) -> bool {

@@ -6,7 +6,7 @@
 
 mod enums;
 
-pub use enums::{AuditAction, ParseEnumError, Priority, Role, TaskStatus};
+pub use enums::{AuditAction, ParseEnumError, Priority, Role, TaskStatus, TokenAccess};
 
 use serde::{Deserialize, Deserializer, Serialize};
 
@@ -513,4 +513,82 @@ mod tests {
         assert_eq!(value["type"], "task.created");
         assert_eq!(value["task"]["status"], "pending");
     }
+}
+
+/// A project made by `POST /api/v1/imports`: one per tag of the file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ImportedProject {
+    /// The tag of the file (`master` for a legacy file).
+    pub tag: String,
+    pub project: Project,
+    /// Tasks and subtasks it holds.
+    pub tasks: usize,
+}
+
+/// The answer to `POST /api/v1/imports`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ImportResponse {
+    /// Names the import for `GET /api/v1/imports/{id}/tasks.json`.
+    pub id: String,
+    /// `legacy` or `tagged`, as the file was.
+    pub format: String,
+    pub projects: Vec<ImportedProject>,
+    /// What the file holds that could not be modelled (kept for export).
+    pub warnings: Vec<String>,
+}
+
+/// The answer to `POST /api/v1/projects/{project_id}/imports` (a task file).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct TaskFileImport {
+    /// The task, then its subtasks, as added.
+    pub tasks: Vec<Task>,
+    pub warnings: Vec<String>,
+}
+
+/// Body of `POST /api/v1/auth/tokens`: a personal access token for agents,
+/// scripts and CI.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CreateTokenRequest {
+    /// What it is for, as the token list shows it (1–100 characters).
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 100))]
+    pub name: String,
+    /// `read` or `write`.
+    pub access: TokenAccess,
+    /// Limits it to one project of the caller's; all of them when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project_id: Option<String>,
+    /// Days until it stops working (1–3650); it never expires when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 3650))]
+    pub expires_in_days: Option<u32>,
+}
+
+/// An API token as listed: never its secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ApiToken {
+    /// Names it for `DELETE /api/v1/auth/tokens/{id}`.
+    pub id: String,
+    pub name: String,
+    pub access: TokenAccess,
+    pub project_id: Option<String>,
+    /// RFC 3339, UTC.
+    pub created_at: String,
+    pub expires_at: Option<String>,
+    /// When it last signed a request in (to the minute), if ever.
+    pub last_used_at: Option<String>,
+}
+
+/// The answer to `POST /api/v1/auth/tokens`: the only time the secret is shown.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct CreatedToken {
+    pub token: ApiToken,
+    /// `Authorization: Bearer <secret>`; kept only as a hash by the server.
+    pub secret: String,
 }

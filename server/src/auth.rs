@@ -58,6 +58,29 @@ pub fn new_token() -> (String, Vec<u8>) {
     (token, hash)
 }
 
+/// Secrets of API tokens start with this, so a leaked one is recognisable
+/// (secret scanners, logs) and is looked up among tokens, not sessions.
+pub const API_TOKEN_PREFIX: &str = "tmpat_";
+
+/// A new API token's secret and its hash.
+pub fn new_api_token() -> (String, Vec<u8>) {
+    let (random, _) = new_token();
+    let secret = format!("{API_TOKEN_PREFIX}{random}");
+    let hash = token_hash(&secret);
+    (secret, hash)
+}
+
+/// What an API token allows, on top of its user's roles. A session has none
+/// of these limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Grant {
+    pub token_id: uuid::Uuid,
+    /// May change tasks (else read and subscribe only).
+    pub write: bool,
+    /// The one project it works in, if limited.
+    pub project: Option<uuid::Uuid>,
+}
+
 /// What the database keeps of a token: its SHA-256. Tokens are random and
 /// long, so a fast hash suffices (no dictionary to guess from).
 pub fn token_hash(token: &str) -> Vec<u8> {

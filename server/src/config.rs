@@ -124,6 +124,12 @@ pub struct Config {
     #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 2 * 1024 * 1024)]
     pub max_body_bytes: usize,
 
+    /// Largest Task Master file accepted by the importers, in bytes (a
+    /// `tasks.json` of a few thousand tasks with long details runs to a
+    /// few MB).
+    #[arg(long, env = "IMPORT_MAX_BYTES", default_value_t = 16 * 1024 * 1024)]
+    pub import_max_bytes: usize,
+
     /// Maximum connections in the database pool.
     #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 20)]
     pub database_max_connections: u32,

@@ -74,6 +74,7 @@ impl App {
     /// exist. Only a member learns that their role is too weak (403).
     pub async fn authorize(&self, actor: &Actor, project_id: &str, need: Need) -> Result<Access> {
         let project = self::project_id(project_id)?;
+        actor.check_grant(project, need)?;
         let role = self
             .cache()
             .role(project, actor.id, self.role_in_database(project, actor.id))

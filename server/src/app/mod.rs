@@ -9,10 +9,12 @@
 //! Errors are [`crate::error::Error`]; the edges decide how they look.
 
 pub mod access;
+mod imports;
 pub mod input;
 mod projects;
 mod sessions;
 mod tasks;
+mod tokens;
 
 use std::sync::{Arc, OnceLock};
 
@@ -29,6 +31,7 @@ use crate::error::Result;
 use crate::limits::{ApiLimiter, LoginKey, SharedLoginLimits};
 
 pub use access::{Access, Need};
+pub use imports::{MAX_IMPORT_TAGS, MAX_IMPORT_TASKS};
 pub use projects::{AUDIT_PAGE, MAX_AUDIT_PAGE};
 pub use sessions::SignIn;
 pub use tasks::{decode_cursor, encode_cursor, Conditional, TaskQuery, DEFAULT_PAGE};
@@ -38,8 +41,10 @@ pub use tasks::{decode_cursor, encode_cursor, Conditional, TaskQuery, DEFAULT_PA
 pub struct Actor {
     pub id: Uuid,
     pub user: User,
-    /// What the session is stored under (for sign-out).
+    /// What the session (or API token) is stored under (for sign-out).
     pub token_hash: Vec<u8>,
+    /// Set when the caller signed in with an API token: its limits.
+    pub grant: Option<crate::auth::Grant>,
 }
 
 /// Told about every committed change, after the cache has learnt it.

@@ -13,13 +13,19 @@ use crate::error::{Error, Result};
 impl App {
     /// Creates a project; the caller becomes its owner.
     pub async fn create_project(&self, actor: &Actor, name: &str) -> Result<Project> {
+        actor.check_may_create_projects()?;
         let name = rules::project_name(name)?;
         db::projects::create(self.db(), actor.id, &name).await
     }
 
     /// The caller's projects.
     pub async fn projects(&self, actor: &Actor) -> Result<Vec<Project>> {
-        db::projects::list_for(self.db(), actor.id).await
+        let mut projects = db::projects::list_for(self.db(), actor.id).await?;
+        if let Some(only) = actor.grant.and_then(|grant| grant.project) {
+            let only = only.to_string();
+            projects.retain(|project| project.id == only);
+        }
+        Ok(projects)
     }
 
     /// Adds a member by email, or changes an existing member's role. Owners only.
@@ -74,6 +80,7 @@ impl App {
             Need::Manage
         };
         let access = self.authorize(actor, project_id, need).await?;
+        actor.require_session("change project membership")?;
         let version =
             db::projects::remove_member(self.db(), actor.id, access.project, target).await?;
         self.cache()

@@ -26,16 +26,28 @@ impl App {
     pub async fn authenticate(&self, token: &str) -> Result<Actor> {
         let token_hash = token_hash(token);
         let db = self.db();
+        let is_api_token = token.starts_with(auth::API_TOKEN_PREFIX);
         let session = self
             .cache()
             .session(&token_hash, async {
                 // On the primary: a session signed in a moment ago on another
                 // instance must work here at once.
+                if is_api_token {
+                    return Ok(db::tokens::user_of(db, &token_hash).await?.map(
+                        |(user, grant, expires_at)| SessionUser {
+                            user,
+                            // Never: as far as the cache's own lifetime goes.
+                            expires_at: expires_at.map_or(i64::MAX, OffsetDateTime::unix_timestamp),
+                            grant: Some(grant),
+                        },
+                    ));
+                }
                 Ok(db::users::session_user(db, &token_hash)
                     .await?
                     .map(|(user, expires_at)| SessionUser {
                         user,
                         expires_at: expires_at.unix_timestamp(),
+                        grant: None,
                     }))
             })
             .await?
@@ -46,6 +58,7 @@ impl App {
             id,
             user,
             token_hash,
+            grant: session.grant,
         })
     }
 
@@ -99,6 +112,7 @@ impl App {
 
     /// Ends the caller's session: its token stops working at once.
     pub async fn logout(&self, actor: &Actor) -> Result<()> {
+        actor.require_session("sign out (revoke the token instead)")?;
         db::users::delete_session(self.db(), &actor.token_hash).await?;
         self.after_sessions_ended(vec![actor.token_hash.clone()])
             .await;
@@ -107,6 +121,7 @@ impl App {
 
     /// The caller's live sessions, newest first, the current one marked.
     pub async fn sessions(&self, actor: &Actor) -> Result<Vec<SessionInfo>> {
+        actor.require_session("list sessions")?;
         let rows = db::users::sessions_of(self.db(), actor.id).await?;
         Ok(rows
             .into_iter()
@@ -125,6 +140,7 @@ impl App {
     /// its token stops working and its open connections close, on every
     /// instance. Another user's session is as unknown as a made-up id.
     pub async fn revoke_session(&self, actor: &Actor, session_id: &str) -> Result<()> {
+        actor.require_session("end sessions")?;
         let unknown = || Error::NotFound("session_not_found", "you have no such session".into());
         let session_id = Uuid::parse_str(session_id).map_err(|_| unknown())?;
         let token_hash = db::users::delete_session_by_id(self.db(), actor.id, session_id)
@@ -144,6 +160,7 @@ impl App {
         actor: &Actor,
         request: ChangePasswordRequest,
     ) -> Result<()> {
+        actor.require_session("change the password")?;
         let email = actor.user.email.as_str();
         self.login_limiter().check_email(email)?;
         self.check_shared_login_limit(LoginKey::Email(email))

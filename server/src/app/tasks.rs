@@ -132,6 +132,7 @@ impl App {
         seen: Option<i64>,
     ) -> Result<Task> {
         let project = access::project_id(project_id)?;
+        actor.check_grant(project, Need::Read)?;
         // The caller's role and the task in one cache round trip.
         self.cache()
             .task_for(

@@ -138,6 +138,9 @@ pub struct SessionUser {
     /// Unix seconds; checked on every hit, so a cached session never
     /// outlives the one in the database.
     pub expires_at: i64,
+    /// Set for an API token: what it is limited to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant: Option<crate::auth::Grant>,
 }
 
 /// The cache. Cheap to clone; [`Cache::disabled`] passes every read through.

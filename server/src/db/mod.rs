@@ -2,9 +2,11 @@
 //! functions per table group. SQL lives next to the code that needs it.
 
 pub mod events;
+pub mod imports;
 pub mod projects;
 pub mod replicas;
 pub mod tasks;
+pub mod tokens;
 pub mod users;
 
 use std::time::Duration;

@@ -19,18 +19,30 @@ fn project(project_id: Uuid, name: String, created_at: OffsetDateTime) -> Projec
 /// Creates a project with `owner` as its first owner.
 pub async fn create(pool: &PgPool, owner: Uuid, name: &str) -> Result<Project> {
     let mut tx = pool.begin().await?;
+    let project = create_in(&mut tx, owner, name).await?;
+    tx.commit().await?;
+    Ok(project)
+}
+
+/// Creates a project in a transaction of the caller's (an import makes
+/// its projects and their tasks in one).
+pub async fn create_in(
+    tx: &mut Transaction<'_, Postgres>,
+    owner: Uuid,
+    name: &str,
+) -> Result<Project> {
     let (project_id, name, created_at): (Uuid, String, OffsetDateTime) = sqlx::query_as(
         "insert into projects (project_id, name) values ($1, $2)
          returning project_id, name, created_at",
     )
     .bind(Uuid::now_v7())
     .bind(name)
-    .fetch_one(&mut *tx)
+    .fetch_one(&mut **tx)
     .await?;
     sqlx::query("insert into project_members (project_id, user_id, role) values ($1, $2, 'owner')")
         .bind(project_id)
         .bind(owner)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
     let created = Audit {
         project: project_id,
@@ -40,8 +52,7 @@ pub async fn create(pool: &PgPool, owner: Uuid, name: &str) -> Result<Project> {
         role: Some(Role::Owner),
         previous_role: None,
     };
-    created.record(&mut tx).await?;
-    tx.commit().await?;
+    created.record(tx).await?;
     Ok(project(project_id, name, created_at))
 }
 

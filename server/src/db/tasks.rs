@@ -727,3 +727,180 @@ async fn check_cycle(
         None => Ok(()),
     }
 }
+
+/// Every task of `project`, in id order (exports; a project holds what one
+/// request can carry, so this is bounded by what was written to it).
+pub async fn all(pool: &PgPool, project: Uuid) -> Result<Vec<Task>> {
+    let rows = sqlx::query_as::<_, TaskRow>(concat!(
+        "select ",
+        columns!(),
+        " from tasks where project_id = $1 order by task_id"
+    ))
+    .bind(project)
+    .fetch_all(pool)
+    .await?;
+    tasks(rows)
+}
+
+/// Inserts the tasks of an import in one statement, parents first as
+/// planned, and returns them in the order given. The caller has checked
+/// every field, and the plan's dependencies name tasks of the same plan
+/// without a cycle.
+pub async fn insert_planned(
+    tx: &mut PgConnection,
+    project: Uuid,
+    planned: &[taskmaster_files::PlannedTask],
+) -> Result<Vec<Task>> {
+    let ids: Vec<i64> = planned.iter().map(|task| task.id).collect();
+    let parents: Vec<Option<i64>> = planned.iter().map(|task| task.parent_id).collect();
+    let texts = |field: fn(&taskmaster_files::PlannedTask) -> &str| -> Vec<&str> {
+        planned.iter().map(field).collect()
+    };
+    let titles = texts(|task| &task.title);
+    let descriptions = texts(|task| &task.description);
+    let details = texts(|task| &task.details);
+    let strategies = texts(|task| &task.test_strategy);
+    let statuses = texts(|task| task.status.as_str());
+    let priorities = texts(|task| task.priority.as_str());
+    // Array literals: the lists differ in length, which a two-dimensional
+    // array parameter cannot hold.
+    let dependencies: Vec<String> = planned
+        .iter()
+        .map(|task| {
+            let list: Vec<String> = task.dependencies.iter().map(i64::to_string).collect();
+            format!("{{{}}}", list.join(","))
+        })
+        .collect();
+    let rows = sqlx::query_as::<_, TaskRow>(concat!(
+        "insert into tasks (project_id, task_id, parent_id, title, description, details,
+                            test_strategy, status, priority, dependencies)
+         select $1, t.task_id, t.parent_id, t.title, t.description, t.details,
+                t.test_strategy, t.status::task_status, t.priority::task_priority,
+                t.dependencies::bigint[]
+           from unnest($2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::text[],
+                       $7::text[], $8::text[], $9::text[], $10::text[])
+                with ordinality
+                as t(task_id, parent_id, title, description, details, test_strategy,
+                     status, priority, dependencies, ord)
+          order by t.ord
+         returning ",
+        columns!()
+    ))
+    .bind(project)
+    .bind(&ids)
+    .bind(&parents)
+    .bind(&titles)
+    .bind(&descriptions)
+    .bind(&details)
+    .bind(&strategies)
+    .bind(&statuses)
+    .bind(&priorities)
+    .bind(&dependencies)
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut by_id: std::collections::HashMap<i64, Task> = tasks(rows)?
+        .into_iter()
+        .map(|task| (task.id, task))
+        .collect();
+    ids.iter()
+        .map(|id| {
+            by_id
+                .remove(id)
+                .ok_or_else(|| Error::Internal(anyhow::anyhow!("imported task {id} not returned")))
+        })
+        .collect()
+}
+
+/// Which of `ids` are tasks of `project`.
+pub async fn existing_ids(pool: &PgPool, project: Uuid, ids: &[i64]) -> Result<HashSet<i64>> {
+    if ids.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let found: Vec<i64> =
+        sqlx::query_scalar("select task_id from tasks where project_id = $1 and task_id = any($2)")
+            .bind(project)
+            .bind(ids)
+            .fetch_all(pool)
+            .await?;
+    Ok(found.into_iter().collect())
+}
+
+/// One task of a batch created together (a task file: a task and its
+/// subtasks). `parent` and `batch_dependencies` are indexes into the batch.
+pub struct BatchTask {
+    pub new: NewTask,
+    pub parent: Option<usize>,
+    pub batch_dependencies: Vec<usize>,
+}
+
+/// Creates `batch` in one transaction, in order, each with the next id and
+/// a `task.created` event. Dependencies inside the batch must not form a
+/// cycle (the caller leaves out the edge that would close one); the others
+/// must name tasks of the project.
+#[tracing::instrument(name = "db.transaction", skip_all, fields(op = "create_batch"))]
+pub async fn create_batch(
+    pool: &PgPool,
+    project: Uuid,
+    actor: Uuid,
+    batch: Vec<BatchTask>,
+) -> Result<(Vec<Task>, Vec<protocol::Event>)> {
+    let mut checked = Vec::with_capacity(batch.len());
+    for item in &batch {
+        let new = &item.new;
+        checked.push(Fields {
+            title: rules::title(&new.title)?,
+            description: rules::long_text("description", new.description.as_deref().unwrap_or(""))?,
+            details: rules::long_text("details", new.details.as_deref().unwrap_or(""))?,
+            test_strategy: rules::long_text(
+                "test_strategy",
+                new.test_strategy.as_deref().unwrap_or(""),
+            )?,
+            status: new.status.unwrap_or_default(),
+            priority: new.priority.unwrap_or_default(),
+            dependencies: rules::dependency_list(new.dependencies.as_deref().unwrap_or(&[]), None)?,
+            assignee_id: assignee(new.assignee_id.as_deref())?,
+            parent_id: new.parent_id,
+        });
+    }
+    let mut write = ProjectWrite::begin(pool, project, actor).await?;
+    let ids: Vec<i64> = batch.iter().map(|_| write.next_task_id()).collect();
+    let mut created = Vec::with_capacity(batch.len());
+    for (index, (item, mut fields)) in batch.iter().zip(checked).enumerate() {
+        if let Some(parent) = item.parent {
+            fields.parent_id = Some(ids[parent]);
+        }
+        // Tasks of the batch do not exist yet: check the others, then add them.
+        let outside = Fields {
+            parent_id: if item.parent.is_some() {
+                None
+            } else {
+                fields.parent_id
+            },
+            ..fields.clone()
+        };
+        check_references(&mut write, None, &outside, None).await?;
+        fields
+            .dependencies
+            .extend(item.batch_dependencies.iter().map(|at| ids[*at]));
+        let row = write_fields(
+            sqlx::query_as(concat!(
+                "insert into tasks (project_id, task_id, title, description, details, test_strategy,
+                                status, priority, dependencies, assignee_id, parent_id)
+             values ($1, $2, $3, $4, $5, $6, $7::task_status, $8::task_priority, $9, $10, $11)
+             returning ",
+                columns!(),
+                ""
+            )),
+            project,
+            ids[index],
+            &fields,
+        )
+        .fetch_one(&mut *write.tx)
+        .await?;
+        let task = Task::try_from(row)?;
+        write.record(event_type::TASK_CREATED, &task).await?;
+        created.push(task);
+    }
+    let events = write.commit().await?;
+    Ok((created, events))
+}

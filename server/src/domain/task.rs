@@ -29,6 +29,11 @@ pub fn storable_text(value: &str) -> bool {
     !value.contains('\0')
 }
 
+/// A short name (1–`max` characters after trimming), such as a token's.
+pub fn bounded_name(field: &str, value: &str, max: usize) -> Result<String, Error> {
+    bounded_text(field, value.trim(), 1, max)
+}
+
 pub fn project_name(value: &str) -> Result<String, Error> {
     bounded_text("name", value.trim(), 1, PROJECT_NAME_MAX_CHARS)
 }

@@ -31,36 +31,92 @@ where
     type Rejection = Rejection;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let is_json = request
-            .headers()
-            .get(CONTENT_TYPE)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.split(';').next())
-            .is_some_and(|mime| {
-                let mime = mime.trim().to_ascii_lowercase();
-                mime == "application/json"
-                    || (mime.starts_with("application/") && mime.ends_with("+json"))
-            });
-        if !is_json {
-            return Err(Rejection::UnsupportedMediaType(
-                "request body must be JSON (Content-Type: application/json)".into(),
-            ));
-        }
-        let limit = request
-            .extensions()
-            .get::<BodyLimit>()
-            .map(|limit| limit.0)
-            .unwrap_or_default();
-        let bytes = axum::body::Bytes::from_request(request, state)
-            .await
-            .map_err(|rejection: BytesRejection| {
-                if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                    Rejection::PayloadTooLarge(limit)
-                } else {
-                    Rejection::App(Error::Malformed("unreadable_body", rejection.body_text()))
-                }
-            })?;
+        let bytes = read_body(
+            request,
+            state,
+            is_json,
+            "request body must be JSON (Content-Type: application/json)",
+        )
+        .await?;
         Ok(Json(parse_json(&bytes)?))
+    }
+}
+
+fn media_type(request: &Request) -> Option<String> {
+    request
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .map(|mime| mime.trim().to_ascii_lowercase())
+}
+
+fn is_json(mime: &str) -> bool {
+    mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
+}
+
+fn is_text(mime: &str) -> bool {
+    matches!(mime, "text/plain" | "text/markdown" | "text/x-markdown")
+}
+
+/// The body of a request whose media type `accepts`: 415 otherwise, 413
+/// past the limit in force for the route.
+async fn read_body<S: Send + Sync>(
+    request: Request,
+    state: &S,
+    accepts: fn(&str) -> bool,
+    expected: &str,
+) -> Result<axum::body::Bytes, Rejection> {
+    if !media_type(&request).is_some_and(|mime| accepts(&mime)) {
+        return Err(Rejection::UnsupportedMediaType(expected.into()));
+    }
+    let limit = request
+        .extensions()
+        .get::<BodyLimit>()
+        .map(|limit| limit.0)
+        .unwrap_or_default();
+    axum::body::Bytes::from_request(request, state)
+        .await
+        .map_err(|rejection: BytesRejection| {
+            if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                Rejection::PayloadTooLarge(limit)
+            } else {
+                Rejection::App(Error::Malformed("unreadable_body", rejection.body_text()))
+            }
+        })
+}
+
+/// A JSON body kept as bytes, for the importers (which read it their way).
+pub struct JsonBytes(pub axum::body::Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for JsonBytes {
+    type Rejection = Rejection;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let expected = "the body must be a tasks.json file (Content-Type: application/json)";
+        read_body(request, state, is_json, expected)
+            .await
+            .map(JsonBytes)
+    }
+}
+
+/// A text body (`text/plain` or `text/markdown`), as UTF-8.
+pub struct TextBody(pub String);
+
+impl<S: Send + Sync> FromRequest<S> for TextBody {
+    type Rejection = Rejection;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let expected = "the body must be a task file (Content-Type: text/plain or text/markdown)";
+        let bytes = read_body(request, state, is_text, expected).await?;
+        String::from_utf8(bytes.to_vec())
+            .map(TextBody)
+            .map_err(|error| {
+                Rejection::App(Error::Malformed(
+                    "malformed_file",
+                    format!("the file is not UTF-8 text: {error}"),
+                ))
+            })
     }
 }
 

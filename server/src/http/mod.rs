@@ -4,6 +4,7 @@ mod auth;
 pub mod error;
 pub mod extract;
 mod health;
+mod imports;
 mod openapi;
 pub mod params;
 mod projects;
@@ -12,6 +13,7 @@ mod security_headers;
 pub mod session_cookie;
 mod shedding;
 mod tasks;
+mod tokens;
 mod web;
 
 use std::time::{Duration, Instant};
@@ -50,6 +52,12 @@ pub fn router(state: AppState) -> Router {
         state.config.asset_base_url.clone(),
     );
 
+    let import_limit = ServiceBuilder::new()
+        .layer(Extension(BodyLimit(state.config.import_max_bytes)))
+        .layer(axum::extract::DefaultBodyLimit::max(
+            state.config.import_max_bytes,
+        ));
+
     let api = Router::new()
         .route("/auth/register", post(auth::register))
         .route("/auth/login", post(auth::login))
@@ -61,6 +69,11 @@ pub fn router(state: AppState) -> Router {
             axum::routing::delete(auth::revoke_session),
         )
         .route("/auth/password", post(auth::change_password))
+        .route("/auth/tokens", get(tokens::list).post(tokens::create))
+        .route(
+            "/auth/tokens/{token_id}",
+            axum::routing::delete(tokens::revoke),
+        )
         .route("/projects", get(projects::list).post(projects::create))
         .route(
             "/projects/{project_id}/members",
@@ -81,6 +94,24 @@ pub fn router(state: AppState) -> Router {
             get(tasks::get).patch(tasks::update).delete(tasks::delete),
         )
         .route("/projects/{project_id}/events", get(tasks::events))
+        .route(
+            "/projects/{project_id}/tasks.json",
+            get(imports::export_project),
+        )
+        .route(
+            "/projects/{project_id}/task-files",
+            get(imports::task_files),
+        )
+        .route("/imports/{import_id}/tasks.json", get(imports::export))
+        // Task Master files run larger than other bodies: their own limit.
+        .route(
+            "/imports",
+            post(imports::create).layer(import_limit.clone()),
+        )
+        .route(
+            "/projects/{project_id}/imports",
+            post(imports::import_task_file).layer(import_limit),
+        )
         .route("/rum", post(rum::record))
         .route("/openapi.json", get(openapi::document))
         .route_layer(middleware::from_fn_with_state(

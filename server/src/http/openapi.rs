@@ -6,7 +6,7 @@ use utoipa::openapi::security::{
 };
 use utoipa::{Modify, OpenApi};
 
-use super::{auth, health, projects, tasks};
+use super::{auth, health, imports, projects, tasks, tokens};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -15,11 +15,14 @@ use super::{auth, health, projects, tasks};
         health::healthz, health::readyz,
         auth::register, auth::login, auth::logout, auth::me,
         auth::sessions, auth::revoke_session, auth::change_password,
+        tokens::create, tokens::list, tokens::revoke,
         projects::create, projects::list,
         projects::add_member, projects::list_members, projects::remove_member,
         projects::audit_log,
         tasks::create, tasks::list, tasks::get, tasks::update, tasks::delete, tasks::next,
         tasks::events,
+        imports::create, imports::export, imports::export_project,
+        imports::import_task_file, imports::task_files,
     ),
     modifiers(&Credentials, &ErrorResponses),
 )]

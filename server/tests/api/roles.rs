@@ -1,5 +1,6 @@
-//! The role matrix: owner, editor, viewer and non-member against every
-//! project route.
+//! The role matrix: owner, editor, viewer and non-member, and the owner's
+//! API tokens (read, write, and write limited to another project), against
+//! every project route.
 
 use std::collections::BTreeSet;
 
@@ -9,20 +10,21 @@ use crate::helpers::{TestApp, TestUser};
 
 /// One row of the matrix: its name, the operation it exercises as the
 /// OpenAPI document names it, and the statuses expected for owner, editor,
-/// viewer and non-member. A project route added without a row fails
+/// viewer, non-member, and the owner's read token, write token and write
+/// token limited to another project. A project route added without a row fails
 /// `the_matrix_covers_every_project_operation_of_the_openapi_document`.
 struct Row {
     name: &'static str,
     method: &'static str,
     path: &'static str,
-    expected: [u16; 4],
+    expected: [u16; 7],
 }
 
 const fn row(
     name: &'static str,
     method: &'static str,
     path: &'static str,
-    expected: [u16; 4],
+    expected: [u16; 7],
 ) -> Row {
     Row {
         name,
@@ -37,73 +39,91 @@ const MATRIX: &[Row] = &[
         "list tasks",
         "get",
         "/api/v1/projects/{project_id}/tasks",
-        [200, 200, 200, 404],
+        [200, 200, 200, 404, 200, 200, 404],
     ),
     row(
         "create task",
         "post",
         "/api/v1/projects/{project_id}/tasks",
-        [201, 201, 403, 404],
+        [201, 201, 403, 404, 403, 201, 404],
     ),
     row(
         "get task",
         "get",
         "/api/v1/projects/{project_id}/tasks/{id}",
-        [200, 200, 200, 404],
+        [200, 200, 200, 404, 200, 200, 404],
     ),
     row(
         "patch task",
         "patch",
         "/api/v1/projects/{project_id}/tasks/{id}",
-        [200, 200, 403, 404],
+        [200, 200, 403, 404, 403, 200, 404],
     ),
     row(
         "delete task",
         "delete",
         "/api/v1/projects/{project_id}/tasks/{id}",
-        [204, 204, 403, 404],
+        [204, 204, 403, 404, 403, 204, 404],
     ),
     row(
         "next task",
         "get",
         "/api/v1/projects/{project_id}/tasks/next",
-        [200, 200, 200, 404],
+        [200, 200, 200, 404, 200, 200, 404],
     ),
     row(
         "list members",
         "get",
         "/api/v1/projects/{project_id}/members",
-        [200, 200, 200, 404],
+        [200, 200, 200, 404, 200, 200, 404],
     ),
     row(
         "add member",
         "post",
         "/api/v1/projects/{project_id}/members",
-        [201, 403, 403, 404],
+        [201, 403, 403, 404, 403, 403, 404],
     ),
     row(
         "remove member",
         "delete",
         "/api/v1/projects/{project_id}/members/{user_id}",
-        [204, 403, 403, 404],
+        [204, 403, 403, 404, 403, 403, 404],
     ),
     row(
         "audit log",
         "get",
         "/api/v1/projects/{project_id}/audit",
-        [200, 403, 403, 404],
+        [200, 403, 403, 404, 403, 403, 404],
     ),
     row(
         "events",
         "get",
         "/api/v1/projects/{project_id}/events",
-        [200, 200, 200, 404],
+        [200, 200, 200, 404, 200, 200, 404],
+    ),
+    row(
+        "export tasks.json",
+        "get",
+        "/api/v1/projects/{project_id}/tasks.json",
+        [200, 200, 200, 404, 200, 200, 404],
+    ),
+    row(
+        "export task files",
+        "get",
+        "/api/v1/projects/{project_id}/task-files",
+        [200, 200, 200, 404, 200, 200, 404],
+    ),
+    row(
+        "import a task file",
+        "post",
+        "/api/v1/projects/{project_id}/imports",
+        [201, 201, 403, 404, 403, 201, 404],
     ),
     row(
         "list projects shows it",
         "get",
         "/api/v1/projects",
-        [200, 200, 200, 404],
+        [200, 200, 200, 404, 200, 200, 404],
     ),
 ];
 
@@ -118,12 +138,36 @@ async fn every_project_route_enforces_roles() {
     app.add_member(&owner, &project, &editor, "editor").await;
     app.add_member(&owner, &project, &viewer, "viewer").await;
     let base = format!("/api/v1/projects/{project}");
+    let elsewhere = app.create_project(&owner, "Elsewhere").await;
+    let token = |access: &'static str, limit: Option<&str>| {
+        let mut body = json!({"name": format!("{access} token"), "access": access});
+        if let Some(limit) = limit {
+            body["project_id"] = json!(limit);
+        }
+        let app = &app;
+        let owner = &owner;
+        async move {
+            let created = app.post("/api/v1/auth/tokens", &owner.token, body).await;
+            assert_eq!(created.status, 201, "{}", created.text);
+            TestUser {
+                id: owner.id.clone(),
+                email: owner.email.clone(),
+                token: created.body["secret"].as_str().unwrap().to_owned(),
+            }
+        }
+    };
+    let read_token = token("read", None).await;
+    let write_token = token("write", None).await;
+    let limited_token = token("write", Some(&elsewhere)).await;
 
-    let callers: [(&str, &TestUser); 4] = [
+    let callers: [(&str, &TestUser); 7] = [
         ("owner", &owner),
         ("editor", &editor),
         ("viewer", &viewer),
         ("non-member", &stranger),
+        ("read token", &read_token),
+        ("write token", &write_token),
+        ("token limited to another project", &limited_token),
     ];
     for row in MATRIX {
         let (route, expected) = (row.name, row.expected);
@@ -169,6 +213,20 @@ async fn every_project_route_enforces_roles() {
                         .await
                 }
                 "events" => app.get(&format!("{base}/events"), &caller.token).await,
+                "export tasks.json" => app.get(&format!("{base}/tasks.json"), &caller.token).await,
+                "export task files" => app.get(&format!("{base}/task-files"), &caller.token).await,
+                "import a task file" => {
+                    let file = "# Task ID: 1\n# Title: From a file\n# Status: pending\n# Dependencies: None\n# Priority: medium\n# Description: \n# Details:\n\n\n# Test Strategy:\n\n";
+                    let response = crate::helpers::http()
+                        .post(app.url(&format!("{base}/imports")))
+                        .bearer_auth(&caller.token)
+                        .header("content-type", "text/plain")
+                        .body(file)
+                        .send()
+                        .await
+                        .unwrap();
+                    crate::helpers::Response::read(response).await
+                }
                 "audit log" => app.get(&format!("{base}/audit"), &caller.token).await,
                 "list projects shows it" => {
                     let mut response = app.get("/api/v1/projects", &caller.token).await;
@@ -188,8 +246,16 @@ async fn every_project_route_enforces_roles() {
                 response.text
             );
             match response.status {
+                403 if role.ends_with("token") => {
+                    let code = response.body["error"]["code"].as_str().unwrap_or_default();
+                    assert!(
+                        ["read_only_token", "session_required"].contains(&code),
+                        "{route} as {role}: {}",
+                        response.text
+                    );
+                }
                 403 => response.assert_error(403, "forbidden"),
-                404 if *role == "non-member" && route != "list projects shows it" => {
+                404 if route != "list projects shows it" => {
                     response.assert_error(404, "project_not_found")
                 }
                 _ => {}
