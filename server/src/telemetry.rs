@@ -1,7 +1,7 @@
 //! Logs, traces and metrics set-up.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -12,9 +12,12 @@ use opentelemetry_otlp::{Protocol, WithExportConfig};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
 use opentelemetry_sdk::Resource;
+use tracing::{Level, Metadata, Subscriber};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
-use tracing_subscriber::filter::{LevelFilter, Targets};
+use tracing_subscriber::filter::DynFilterFn;
+use tracing_subscriber::layer::Context;
 use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::Layer;
@@ -78,6 +81,54 @@ pub fn exporting_traces() -> bool {
     EXPORTING.load(Ordering::Relaxed)
 }
 
+/// The share of new traces recorded (an `f64`'s bits).
+static SAMPLE_RATIO: AtomicU64 = AtomicU64::new(0);
+
+/// The target of a span that starts a recorded trace: a request chosen by
+/// [`sample_request`], or the delivery of a recorded change on another
+/// instance. Only these roots, and what runs under them, reach the
+/// OpenTelemetry layer.
+pub const TRACE_ROOT: &str = "taskmaster_server::trace_root";
+
+/// Whether to record the trace of a request: as its caller's `traceparent`
+/// says, else by the configured ratio. Decided here, at the root, so that
+/// the spans of the other requests are never built for the exporter.
+pub fn sample_request(headers: &axum::http::HeaderMap) -> bool {
+    if !exporting_traces() {
+        return false;
+    }
+    let flags = headers
+        .get("traceparent")
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split('-').nth(3))
+        .and_then(|flags| u8::from_str_radix(flags, 16).ok());
+    match flags {
+        Some(flags) => flags & 1 == 1,
+        None => rand::random::<f64>() < f64::from_bits(SAMPLE_RATIO.load(Ordering::Relaxed)),
+    }
+}
+
+/// Head sampling in front of the OpenTelemetry layer. A span reaches it
+/// when it is a [`TRACE_ROOT`] or its parent reached it; everything else
+/// (the unsampled requests, housekeeping) costs the layer nothing. Without
+/// this, the layer builds span data for every request and the sampler drops
+/// it at the end: at a 5 % ratio, a tenth of the server's CPU per REST read
+/// went on traces nobody kept (docs/BENCHMARKS.md, "The cost of monitoring").
+fn head_sampled<S>(metadata: &Metadata<'_>, cx: &Context<'_, S>) -> bool
+where
+    S: Subscriber + for<'lookup> LookupSpan<'lookup>,
+{
+    if !metadata.target().starts_with("taskmaster_server") || *metadata.level() > Level::INFO {
+        return false;
+    }
+    match cx.current_span().id() {
+        None => metadata.target() == TRACE_ROOT,
+        // The context is this layer's: it finds the parent only if the
+        // parent was let through.
+        Some(parent) => cx.span(parent).is_some(),
+    }
+}
+
 /// Structured logs to stderr (`RUST_LOG` adjusts levels, default `info`)
 /// and, with `traces`, our spans exported over OTLP (at `info`, whatever
 /// the log level). The redis
@@ -102,7 +153,8 @@ pub fn init(format: LogFormat, traces: Option<&TraceExport>) -> anyhow::Result<T
                 .with_context_activation(false)
                 .with_tracked_inactivity(false)
                 .with_threads(false)
-                .with_filter(Targets::new().with_target("taskmaster_server", LevelFilter::INFO));
+                .with_filter(DynFilterFn::new(head_sampled));
+            SAMPLE_RATIO.store(export.sample_ratio.to_bits(), Ordering::Relaxed);
             opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
             EXPORTING.store(true, Ordering::Relaxed);
             (Some(layer), Some(provider))
@@ -143,9 +195,10 @@ fn tracer_provider(export: &TraceExport) -> anyhow::Result<SdkTracerProvider> {
         .with_timeout(Duration::from_secs(5))
         .build()
         .context("the OTLP trace exporter")?;
-    // Requests that bring a sampling decision (`traceparent`) keep it, so a
-    // trace is whole across services; new ones are sampled by ratio.
-    let sampler = Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(export.sample_ratio)));
+    // The decision is taken before a trace starts (`sample_request`), so
+    // whatever reaches the exporter is recorded; a remote parent's own
+    // decision still stands.
+    let sampler = Sampler::ParentBased(Box::new(Sampler::AlwaysOn));
     Ok(SdkTracerProvider::builder()
         .with_batch_exporter(exporter)
         .with_sampler(sampler)

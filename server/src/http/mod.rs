@@ -171,7 +171,7 @@ pub fn with_request_layers(router: Router, body_limit: usize, request_timeout: D
                             .get(&REQUEST_ID)
                             .and_then(|value| value.to_str().ok())
                             .unwrap_or("-");
-                        if !telemetry::exporting_traces() {
+                        if !telemetry::sample_request(request.headers()) {
                             return tracing::info_span!(
                                 "request",
                                 id = %request_id,
@@ -180,6 +180,7 @@ pub fn with_request_layers(router: Router, body_limit: usize, request_timeout: D
                             );
                         }
                         let span = tracing::info_span!(
+                            target: telemetry::TRACE_ROOT,
                             "request",
                             id = %request_id,
                             method = %request.method(),

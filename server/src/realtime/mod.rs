@@ -630,12 +630,23 @@ impl Realtime {
                     events,
                     trace,
                 }) if instance != self.0.instance => {
-                    let span = tracing::info_span!(
-                        "realtime.deliver",
-                        otel.kind = "consumer",
-                        seq = events.last().map(|event| event.seq),
-                        events = events.len()
-                    );
+                    // A recorded change carries its trace: only then is
+                    // its delivery a span of that trace.
+                    let span = if trace.is_empty() {
+                        tracing::info_span!(
+                            "realtime.deliver",
+                            seq = events.last().map(|event| event.seq),
+                            events = events.len()
+                        )
+                    } else {
+                        tracing::info_span!(
+                            target: telemetry::TRACE_ROOT,
+                            "realtime.deliver",
+                            otel.kind = "consumer",
+                            seq = events.last().map(|event| event.seq),
+                            events = events.len()
+                        )
+                    };
                     telemetry::continue_trace(&span, &trace);
                     self.offer(events).instrument(span).await;
                 }

@@ -283,9 +283,9 @@ async fn one_trace_follows_a_change_from_the_request_through_the_bus_to_the_othe
     let collector = Receiver::start("/v1/traces").await;
     let export = telemetry::TraceExport {
         endpoint: format!("http://{}", collector.address),
-        // The default ratio would sample 1 in 20; the caller's traceparent
-        // below decides for its trace anyway.
-        sample_ratio: 0.05,
+        // No trace is started here unless a caller asks for it: then all
+        // that is exported is what the callers below decide.
+        sample_ratio: 0.0,
         service_name: "taskmaster-test".into(),
     };
     // The exporter's HTTP client blocks: made off the runtime's threads.
@@ -321,13 +321,40 @@ async fn one_trace_follows_a_change_from_the_request_through_the_bus_to_the_othe
     assert_eq!(created.status, 201, "{}", created.text);
     let events = clients.events("on-b", 1, WAIT).await;
     assert_eq!(events.len(), 1, "instance B emitted the change");
+    // A caller that does not record its trace: nothing of it is exported
+    // (head sampling keeps its spans from the exporter altogether).
+    let unrecorded = "0af7651916cd43dd8448eb211c80319c";
+    let declined = a
+        .request(
+            reqwest::Method::POST,
+            &format!("/api/v1/projects/{project}/tasks"),
+            Some(&owner.token),
+            Some(&json!({"title": "not traced"})),
+            &[(
+                "traceparent",
+                &format!("00-{unrecorded}-b7ad6b7169203331-00"),
+            )],
+        )
+        .await;
+    assert_eq!(declined.status, 201, "{}", declined.text);
+    assert_eq!(clients.events("on-b", 1, WAIT).await.len(), 1);
     drop(clients);
 
     // Shutting the provider down sends every buffered span.
     tokio::task::spawn_blocking(move || drop(guard))
         .await
         .unwrap();
-    let spans: Vec<ReceivedSpan> = received_spans(&collector)
+    let all_spans = received_spans(&collector);
+    assert!(
+        all_spans.iter().all(|span| span.trace_id != unrecorded),
+        "spans of an unsampled request were exported: {all_spans:#?}"
+    );
+    // Only the trace a caller asked for is exported (the ratio is 0).
+    assert!(
+        all_spans.iter().all(|span| span.trace_id == trace_id),
+        "{all_spans:#?}"
+    );
+    let spans: Vec<ReceivedSpan> = all_spans
         .into_iter()
         .filter(|span| span.trace_id == trace_id)
         .collect();
