@@ -126,6 +126,38 @@ ensure_monitoring_tools() {
   fi
 }
 
+# The fuzz targets (fuzz/) build with cargo-fuzz, which passes the stable
+# toolchain sanitizer flags it accepts under RUSTC_BOOTSTRAP=1.
+ensure_cargo_fuzz() {
+  if ! cargo fuzz --version >/dev/null 2>&1; then
+    say "installing cargo-fuzz (once)"
+    cargo install cargo-fuzz --locked
+  fi
+}
+
+# Each fuzz target for FUZZ_SECONDS (default 20) seconds, starting from its
+# committed corpus (read only: what it finds goes to target/fuzz-corpus).
+# Built unoptimised (`--dev`): an optimised instrumented build of the server
+# takes ten minutes on two cores, and a bounded run needs coverage more than
+# speed; the long runs in the README use the optimised build.
+run_fuzzers() {
+  local seconds=${FUZZ_SECONDS:-20} target
+  say "fuzzing each target for $seconds s (cargo fuzz, libFuzzer)"
+  for target in $(cargo fuzz list --fuzz-dir fuzz); do
+    mkdir -p "target/fuzz-corpus/$target"
+    local log="target/fuzz-corpus/$target.log" status=0
+    RUSTC_BOOTSTRAP=1 cargo fuzz run --dev "$target" --fuzz-dir fuzz --target-dir target/fuzz \
+      "target/fuzz-corpus/$target" "fuzz/corpus/$target" \
+      -- -max_total_time="$seconds" -rss_limit_mb=2048 -print_final_stats=1 >"$log" 2>&1 || status=$?
+    grep -E '^stat::(number_of_executed_units|new_units_added)' "$log" | sed "s/^/  $target: /" || true
+    if [ "$status" -ne 0 ]; then
+      tail -n 60 "$log" >&2
+      echo "fuzz target $target failed (its input is saved under fuzz/artifacts/$target)" >&2
+      exit 1
+    fi
+  done
+}
+
 ensure_nextest() {
   if ! cargo nextest --version >/dev/null 2>&1; then
     say "installing cargo-nextest (once)"
@@ -140,6 +172,7 @@ ensure_browser
 ensure_deploy_tools
 ensure_monitoring_tools
 ensure_nextest
+ensure_cargo_fuzz
 bash scripts/build-web.sh
 
 say "checking formatting"
@@ -152,3 +185,4 @@ say "building the load generator and the fault proxy (the cluster, chaos and bul
 cargo build --locked -p taskmaster-loadgen -p taskmaster-faultproxy
 say "running the tests"
 cargo nextest run --locked --workspace --profile ci
+run_fuzzers
