@@ -163,16 +163,68 @@ impl Client {
         if let Some(body) = body {
             request = request.json(body);
         }
-        let response = request
-            .send()
-            .await
-            .map_err(|error| ApiError::Unreachable(error.to_string()))?;
-        let status = response.status();
-        if status.is_success() {
-            return Ok(response);
-        }
-        Err(refusal(status, response.text().await.unwrap_or_default()))
+        answer(request).await
     }
+}
+
+impl Client {
+    /// A call with extra headers (`If-Match`, say).
+    pub async fn call_with(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&(impl Serialize + ?Sized)>,
+        headers: &[(&str, &str)],
+    ) -> Result<reqwest::Response, ApiError> {
+        let mut request = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        answer(request).await
+    }
+
+    /// A call whose body is given as bytes of `content_type` (a file to
+    /// import), answered with JSON.
+    pub async fn send_bytes<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> Result<T, ApiError> {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .header(reqwest::header::CONTENT_TYPE, content_type)
+            .body(body);
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        answer(request)
+            .await?
+            .json()
+            .await
+            .map_err(|error| ApiError::Unexpected(error.to_string()))
+    }
+}
+
+/// Sends `request`: its success, or the refusal.
+async fn answer(request: reqwest::RequestBuilder) -> Result<reqwest::Response, ApiError> {
+    let response = request
+        .send()
+        .await
+        .map_err(|error| ApiError::Unreachable(error.to_string()))?;
+    let status = response.status();
+    if status.is_success() {
+        return Ok(response);
+    }
+    Err(refusal(status, response.text().await.unwrap_or_default()))
 }
 
 fn refusal(status: StatusCode, text: String) -> ApiError {

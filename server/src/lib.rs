@@ -26,6 +26,8 @@ pub mod health;
 pub mod http;
 
 pub mod limits;
+/// The Model Context Protocol endpoint for coding agents.
+pub mod mcp;
 /// Synthetic monitoring: the key user flow against a deployment.
 pub mod probe;
 /// Socket.IO: rooms per project, ordered exactly-once delivery, presence.

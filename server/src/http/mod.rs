@@ -12,7 +12,7 @@ mod rum;
 mod security_headers;
 pub mod session_cookie;
 mod shedding;
-mod tasks;
+pub(crate) mod tasks;
 mod tokens;
 mod web;
 
@@ -52,6 +52,8 @@ pub fn router(state: AppState) -> Router {
         state.config.asset_base_url.clone(),
     );
 
+    // One budget of requests in flight for the API and the agents' endpoint.
+    let admission = shedding::Admission::new(&state.config);
     let import_limit = ServiceBuilder::new()
         .layer(Extension(BodyLimit(state.config.import_max_bytes)))
         .layer(axum::extract::DefaultBodyLimit::max(
@@ -115,7 +117,7 @@ pub fn router(state: AppState) -> Router {
         .route("/rum", post(rum::record))
         .route("/openapi.json", get(openapi::document))
         .route_layer(middleware::from_fn_with_state(
-            shedding::Admission::new(&state.config),
+            admission.clone(),
             shedding::admit,
         ))
         .layer(security_headers::api_policy());
@@ -127,7 +129,20 @@ pub fn router(state: AppState) -> Router {
         get(health::metrics)
     };
     let cors = security_headers::cors(&state.config.cors_allowed_origins);
+    // Agents: the Model Context Protocol, for signed-in callers only.
+    let mcp = Router::new()
+        .nest_service(
+            "/mcp",
+            crate::mcp::service(state.app.clone(), state.config.max_body_bytes),
+        )
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::mcp::authenticate,
+        ))
+        .layer(middleware::from_fn_with_state(admission, shedding::admit))
+        .layer(security_headers::api_policy());
     let router = Router::new()
+        .merge(mcp)
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", metrics)

@@ -15,6 +15,7 @@ mod embedded;
 mod explain;
 mod helpers;
 mod imports;
+mod mcp;
 mod members;
 mod monitoring;
 mod next_task;
