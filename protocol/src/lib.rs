@@ -592,3 +592,86 @@ pub struct CreatedToken {
     /// `Authorization: Bearer <secret>`; kept only as a hash by the server.
     pub secret: String,
 }
+
+/// A background job (`GET /api/v1/jobs/{id}`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct JobStatus {
+    pub id: String,
+    /// What it does (`webhook`, `webhook_redelivery`, …).
+    pub kind: String,
+    /// `queued` (waiting, or backing off until `run_at`), `running`, `done`
+    /// or `dead` (gave up after `max_attempts`).
+    pub state: String,
+    pub attempts: i32,
+    pub max_attempts: i32,
+    /// When it runs next, if queued. RFC 3339, UTC.
+    pub run_at: String,
+    /// What the job says about its progress, while it runs.
+    pub progress: Option<serde_json::Value>,
+    /// What it did, once done.
+    pub result: Option<serde_json::Value>,
+    pub last_error: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// Body of `POST /api/v1/projects/{project_id}/webhooks`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CreateWebhookRequest {
+    /// Where events are posted: `https://…` (or `http://`); public addresses
+    /// only unless the deployment allows private ones.
+    pub url: String,
+    /// The event types to send (`task.created`, …); all when absent or empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_types: Option<Vec<String>>,
+}
+
+/// A project's webhook (never its secret).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Webhook {
+    pub id: String,
+    pub project_id: String,
+    pub url: String,
+    pub event_types: Vec<String>,
+    pub enabled: bool,
+    /// Why it was disabled, when it was.
+    pub disabled_reason: Option<String>,
+    /// The last seq it was sent (or skipped, as a type it does not want).
+    pub delivered_seq: i64,
+    pub created_at: String,
+}
+
+/// The answer to creating a webhook: the only time its secret is shown.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct CreatedWebhook {
+    pub webhook: Webhook,
+    /// The key of the `X-TaskMaster-Signature` HMAC-SHA256.
+    pub secret: String,
+}
+
+/// An event a webhook gave up on (`GET …/webhooks/{id}/dead-letters`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct DeadLetter {
+    pub seq: i64,
+    pub attempts: i32,
+    pub last_error: String,
+    pub failed_at: String,
+    /// Set once it was redelivered.
+    pub redelivered_at: Option<String>,
+}
+
+/// Body of `POST …/webhooks/{id}/redeliver`: some dead letters, or all.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RedeliverRequest {
+    /// The seqs to send again; every pending dead letter when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seqs: Option<Vec<i64>>,
+}

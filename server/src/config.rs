@@ -130,6 +130,44 @@ pub struct Config {
     #[arg(long, env = "IMPORT_MAX_BYTES", default_value_t = 16 * 1024 * 1024)]
     pub import_max_bytes: usize,
 
+    /// Background jobs one instance runs at once.
+    #[arg(long, env = "JOB_CONCURRENCY", default_value_t = 4)]
+    pub job_concurrency: usize,
+
+    /// A claimed job is its instance's for this long (renewed while it
+    /// runs); past it, another instance takes the job over.
+    #[arg(long, env = "JOB_LEASE_MS", default_value_t = 30_000)]
+    pub job_lease_ms: u64,
+
+    /// The first retry of a failed job waits about this long, doubling with
+    /// each attempt (with jitter), up to `JOB_RETRY_CAP_MS`.
+    #[arg(long, env = "JOB_RETRY_BASE_MS", default_value_t = 1_000)]
+    pub job_retry_base_ms: u64,
+
+    #[arg(long, env = "JOB_RETRY_CAP_MS", default_value_t = 300_000)]
+    pub job_retry_cap_ms: u64,
+
+    /// How often an idle worker looks for due jobs.
+    #[arg(long, env = "JOB_POLL_MS", default_value_t = 250)]
+    pub job_poll_ms: u64,
+
+    /// Attempts at one event before a webhook dead-letters it.
+    #[arg(long, env = "WEBHOOK_MAX_ATTEMPTS", default_value_t = 8)]
+    pub webhook_max_attempts: i32,
+
+    /// A webhook is disabled after this many events in a row are dead-lettered.
+    #[arg(long, env = "WEBHOOK_DISABLE_AFTER_DEAD_LETTERS", default_value_t = 3)]
+    pub webhook_disable_after_dead_letters: u32,
+
+    /// Each webhook post must be answered within this.
+    #[arg(long, env = "WEBHOOK_TIMEOUT_MS", default_value_t = 10_000)]
+    pub webhook_timeout_ms: u64,
+
+    /// Let webhooks post to loopback and private addresses (refused by
+    /// default: a webhook must not reach into the deployment's own network).
+    #[arg(long, env = "WEBHOOK_ALLOW_PRIVATE_ADDRESSES", default_value_t = false, action = clap::ArgAction::Set)]
+    pub webhook_allow_private_addresses: bool,
+
     /// Maximum connections in the database pool.
     #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 20)]
     pub database_max_connections: u32,
@@ -341,6 +379,20 @@ impl Config {
 
     pub fn acquire_timeout(&self) -> Duration {
         Duration::from_millis(self.database_acquire_timeout_ms)
+    }
+
+    pub fn webhook_timeout(&self) -> Duration {
+        Duration::from_millis(self.webhook_timeout_ms.max(1))
+    }
+
+    pub fn queue_settings(&self) -> crate::jobs::QueueSettings {
+        crate::jobs::QueueSettings {
+            lease: Duration::from_millis(self.job_lease_ms.max(100)),
+            retry_base: Duration::from_millis(self.job_retry_base_ms.max(1)),
+            retry_cap: Duration::from_millis(self.job_retry_cap_ms.max(self.job_retry_base_ms)),
+            concurrency: self.job_concurrency.max(1),
+            poll: Duration::from_millis(self.job_poll_ms.max(10)),
+        }
     }
 
     pub fn request_timeout(&self) -> Duration {

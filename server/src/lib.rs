@@ -24,6 +24,8 @@ pub mod error_tracking;
 pub mod health;
 /// Routes, middleware and handlers.
 pub mod http;
+/// Background jobs (a durable queue in PostgreSQL) and webhook deliveries.
+pub mod jobs;
 
 pub mod limits;
 /// The Model Context Protocol endpoint for coding agents.

@@ -166,6 +166,8 @@ impl Application {
             tokio::spawn(app.cache().clone().repair_forever()),
             tokio::spawn(app.database().clone().watch_replicas_forever()),
             tokio::spawn(retain_forever(app.clone())),
+            tokio::spawn(crate::jobs::work_forever(app.clone(), worker_name())),
+            tokio::spawn(crate::jobs::sample_forever(app.clone())),
         ];
         if let Some(metrics_listener) = metrics_listener {
             // Scrapes are short and idempotent: this listener simply stops
@@ -434,6 +436,20 @@ async fn serve(
         tracing::warn!("requests still in flight after {DRAIN_TIMEOUT:?}; stopping anyway");
     }
     Ok(())
+}
+
+/// Who holds a job's lease: this process, told apart from every other
+/// instance (and from its own earlier runs).
+fn worker_name() -> String {
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "taskmaster".into());
+    format!(
+        "{host}/{}/{}",
+        std::process::id(),
+        uuid::Uuid::now_v7().simple()
+    )
+    .chars()
+    .take(200)
+    .collect()
 }
 
 /// Housekeeping: forget idle rate-limit keys, delete expired sessions.

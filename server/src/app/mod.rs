@@ -15,6 +15,7 @@ mod projects;
 mod sessions;
 mod tasks;
 mod tokens;
+mod webhooks;
 
 use std::sync::{Arc, OnceLock};
 

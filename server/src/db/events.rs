@@ -90,8 +90,25 @@ impl ProjectWrite {
         Ok(())
     }
 
-    /// Commits, returning the events written, in seq order.
+    /// Commits, returning the events written, in seq order. The project's
+    /// webhooks get their delivery job in the same transaction (the
+    /// outbox): it exists exactly when the events do.
     pub async fn commit(mut self) -> Result<Vec<Event>> {
+        if !self.events.is_empty() {
+            sqlx::query(
+                "insert into jobs (job_id, kind, queue_key, project_id, payload, max_attempts)
+                 select gen_random_uuid(), $2, 'webhook:' || w.webhook_id, w.project_id,
+                        jsonb_build_object('webhook_id', w.webhook_id), w.max_attempts
+                   from webhooks w
+                  where w.project_id = $1 and w.enabled
+                 on conflict (queue_key) where state in ('queued', 'running') and queue_key is not null
+                 do update set rerun = true",
+            )
+            .bind(self.project)
+            .bind(crate::jobs::WEBHOOK)
+            .execute(&mut *self.tx)
+            .await?;
+        }
         if self.counters_changed {
             sqlx::query(
                 "update projects set last_task_id = $2, last_seq = $3 where project_id = $1",

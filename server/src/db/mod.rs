@@ -8,6 +8,7 @@ pub mod replicas;
 pub mod tasks;
 pub mod tokens;
 pub mod users;
+pub mod webhooks;
 
 use std::time::Duration;
 

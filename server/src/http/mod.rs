@@ -15,6 +15,7 @@ mod shedding;
 pub(crate) mod tasks;
 mod tokens;
 mod web;
+mod webhooks;
 
 use std::time::{Duration, Instant};
 
@@ -105,6 +106,27 @@ pub fn router(state: AppState) -> Router {
             get(imports::task_files),
         )
         .route("/imports/{import_id}/tasks.json", get(imports::export))
+        .route(
+            "/projects/{project_id}/webhooks",
+            get(webhooks::list).post(webhooks::create),
+        )
+        .route(
+            "/projects/{project_id}/webhooks/{webhook_id}",
+            axum::routing::delete(webhooks::delete),
+        )
+        .route(
+            "/projects/{project_id}/webhooks/{webhook_id}/enable",
+            post(webhooks::enable),
+        )
+        .route(
+            "/projects/{project_id}/webhooks/{webhook_id}/dead-letters",
+            get(webhooks::dead_letters),
+        )
+        .route(
+            "/projects/{project_id}/webhooks/{webhook_id}/redeliver",
+            post(webhooks::redeliver),
+        )
+        .route("/jobs/{job_id}", get(webhooks::job))
         // Task Master files run larger than other bodies: their own limit.
         .route(
             "/imports",

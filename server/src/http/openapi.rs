@@ -6,7 +6,7 @@ use utoipa::openapi::security::{
 };
 use utoipa::{Modify, OpenApi};
 
-use super::{auth, health, imports, projects, tasks, tokens};
+use super::{auth, health, imports, projects, tasks, tokens, webhooks};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -23,6 +23,8 @@ use super::{auth, health, imports, projects, tasks, tokens};
         tasks::events,
         imports::create, imports::export, imports::export_project,
         imports::import_task_file, imports::task_files,
+        webhooks::create, webhooks::list, webhooks::delete, webhooks::enable,
+        webhooks::dead_letters, webhooks::redeliver, webhooks::job,
     ),
     modifiers(&Credentials, &ErrorResponses),
 )]

@@ -110,6 +110,12 @@ pub fn test_config(database_url: &str) -> Config {
     config.login_attempts_per_email_per_minute = 10_000;
     config.login_attempts_per_ip_per_minute = 10_000;
     config.database_max_connections = 10;
+    // Receivers in the tests listen on loopback; the SSRF test turns this
+    // back off. Jobs are polled and retried quickly so tests need not wait.
+    config.webhook_allow_private_addresses = true;
+    config.job_poll_ms = 25;
+    config.job_retry_base_ms = 50;
+    config.job_retry_cap_ms = 400;
     config.web_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../web/dist");
     config
 }

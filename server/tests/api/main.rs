@@ -39,3 +39,4 @@ mod sockets;
 mod tasks;
 mod tokens;
 mod web;
+mod webhooks;

@@ -120,6 +120,42 @@ const MATRIX: &[Row] = &[
         [201, 201, 403, 404, 403, 201, 404],
     ),
     row(
+        "list webhooks",
+        "get",
+        "/api/v1/projects/{project_id}/webhooks",
+        [200, 403, 403, 404, 403, 403, 404],
+    ),
+    row(
+        "create webhook",
+        "post",
+        "/api/v1/projects/{project_id}/webhooks",
+        [201, 403, 403, 404, 403, 403, 404],
+    ),
+    row(
+        "delete webhook",
+        "delete",
+        "/api/v1/projects/{project_id}/webhooks/{webhook_id}",
+        [204, 403, 403, 404, 403, 403, 404],
+    ),
+    row(
+        "enable webhook",
+        "post",
+        "/api/v1/projects/{project_id}/webhooks/{webhook_id}/enable",
+        [200, 403, 403, 404, 403, 403, 404],
+    ),
+    row(
+        "webhook dead letters",
+        "get",
+        "/api/v1/projects/{project_id}/webhooks/{webhook_id}/dead-letters",
+        [200, 403, 403, 404, 403, 403, 404],
+    ),
+    row(
+        "redeliver",
+        "post",
+        "/api/v1/projects/{project_id}/webhooks/{webhook_id}/redeliver",
+        [202, 403, 403, 404, 403, 403, 404],
+    ),
+    row(
         "list projects shows it",
         "get",
         "/api/v1/projects",
@@ -213,6 +249,52 @@ async fn every_project_route_enforces_roles() {
                         .await
                 }
                 "events" => app.get(&format!("{base}/events"), &caller.token).await,
+                "list webhooks" => app.get(&format!("{base}/webhooks"), &caller.token).await,
+                "create webhook" => {
+                    let created = app
+                        .post(
+                            &format!("{base}/webhooks"),
+                            &caller.token,
+                            json!({"url": "http://127.0.0.1:9/hook"}),
+                        )
+                        .await;
+                    if let Some(id) = created.body["webhook"]["id"].as_str() {
+                        app.delete(&format!("{base}/webhooks/{id}"), &owner.token)
+                            .await;
+                    }
+                    created
+                }
+                "delete webhook" | "enable webhook" | "webhook dead letters" | "redeliver" => {
+                    let hook = app
+                        .post(
+                            &format!("{base}/webhooks"),
+                            &owner.token,
+                            json!({"url": "http://127.0.0.1:9/hook"}),
+                        )
+                        .await;
+                    assert_eq!(hook.status, 201, "{}", hook.text);
+                    let hook_path = format!(
+                        "{base}/webhooks/{}",
+                        hook.body["webhook"]["id"].as_str().unwrap()
+                    );
+                    let response = match route {
+                        "delete webhook" => app.delete(&hook_path, &caller.token).await,
+                        "enable webhook" => {
+                            app.post(&format!("{hook_path}/enable"), &caller.token, json!({}))
+                                .await
+                        }
+                        "webhook dead letters" => {
+                            app.get(&format!("{hook_path}/dead-letters"), &caller.token)
+                                .await
+                        }
+                        _ => {
+                            app.post(&format!("{hook_path}/redeliver"), &caller.token, json!({}))
+                                .await
+                        }
+                    };
+                    app.delete(&hook_path, &owner.token).await;
+                    response
+                }
                 "export tasks.json" => app.get(&format!("{base}/tasks.json"), &caller.token).await,
                 "export task files" => app.get(&format!("{base}/task-files"), &caller.token).await,
                 "import a task file" => {
