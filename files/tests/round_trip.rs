@@ -364,3 +364,17 @@ fn what_is_not_a_task_master_file_is_refused_with_the_reason() {
         FileErrorKind::Malformed
     );
 }
+
+/// Found by the `tasks_json` fuzz target: a number too large for an
+/// integer is read as a float, printed in JavaScript's shortest form, and
+/// must read back as the same float (the parser's exact float mode), or a
+/// second round trip changes the file.
+#[test]
+fn a_huge_number_survives_two_round_trips() {
+    let text = "{\"tasks\": [{\"id\": 1, \"title\": \"A\", \"dependencies\": [5555555555555555555555555555555555555555555555555555555555555555555555555555], \"x\": 0.30000000000000004}]}";
+    let file = TasksFile::parse(text.as_bytes()).unwrap();
+    let first = export(&file, &state(&file));
+    let again = TasksFile::parse(first.as_bytes()).unwrap();
+    assert_eq!(again.plans(), file.plans());
+    assert_eq!(export(&again, &state(&again)), first);
+}
