@@ -302,6 +302,25 @@ struct Fields {
 }
 
 impl Fields {
+    /// A new task's fields, checked against the rules and given their
+    /// defaults; needs no database.
+    fn new(new: &NewTask) -> Result<Self> {
+        Ok(Fields {
+            title: rules::title(&new.title)?,
+            description: rules::long_text("description", new.description.as_deref().unwrap_or(""))?,
+            details: rules::long_text("details", new.details.as_deref().unwrap_or(""))?,
+            test_strategy: rules::long_text(
+                "test_strategy",
+                new.test_strategy.as_deref().unwrap_or(""),
+            )?,
+            status: new.status.unwrap_or_default(),
+            priority: new.priority.unwrap_or_default(),
+            dependencies: rules::dependency_list(new.dependencies.as_deref().unwrap_or(&[]), None)?,
+            assignee_id: assignee(new.assignee_id.as_deref())?,
+            parent_id: new.parent_id,
+        })
+    }
+
     fn of(task: &Task) -> Result<Self> {
         Ok(Fields {
             title: task.title.clone(),
@@ -343,44 +362,28 @@ pub async fn create(
     new: NewTask,
 ) -> Result<(Task, Vec<protocol::Event>)> {
     // Checks that need no database come first, so bad input never waits for the lock.
-    let fields = Fields {
-        title: rules::title(&new.title)?,
-        description: rules::long_text("description", new.description.as_deref().unwrap_or(""))?,
-        details: rules::long_text("details", new.details.as_deref().unwrap_or(""))?,
-        test_strategy: rules::long_text(
-            "test_strategy",
-            new.test_strategy.as_deref().unwrap_or(""),
-        )?,
-        status: new.status.unwrap_or_default(),
-        priority: new.priority.unwrap_or_default(),
-        dependencies: rules::dependency_list(new.dependencies.as_deref().unwrap_or(&[]), None)?,
-        assignee_id: assignee(new.assignee_id.as_deref())?,
-        parent_id: new.parent_id,
-    };
+    let fields = Fields::new(&new)?;
     let mut write = ProjectWrite::begin(pool, project, actor).await?;
     // A new task has no dependents yet, so it cannot close a cycle.
     check_references(&mut write, None, &fields, None).await?;
     let task_id = write.next_task_id();
-    let row = write_fields(
-        sqlx::query_as(concat!(
-            "insert into tasks (project_id, task_id, title, description, details, test_strategy,
-                            status, priority, dependencies, assignee_id, parent_id)
-         values ($1, $2, $3, $4, $5, $6, $7::task_status, $8::task_priority, $9, $10, $11)
-         returning ",
-            columns!(),
-            ""
-        )),
-        project,
-        task_id,
-        &fields,
-    )
-    .fetch_one(&mut *write.tx)
-    .await?;
+    let row = write_fields(sqlx::query_as(INSERT), project, task_id, &fields)
+        .fetch_one(&mut *write.tx)
+        .await?;
     let task = Task::try_from(row)?;
     write.record(event_type::TASK_CREATED, &task).await?;
     let events = write.commit().await?;
     Ok((task, events))
 }
+
+/// A new task: `$1` project, `$2` id, `$3`…`$11` its fields ([`write_fields`]).
+const INSERT: &str = concat!(
+    "insert into tasks (project_id, task_id, title, description, details, test_strategy,
+                        status, priority, dependencies, assignee_id, parent_id)
+     values ($1, $2, $3, $4, $5, $6, $7::task_status, $8::task_priority, $9, $10, $11)
+     returning ",
+    columns!()
+);
 
 /// Binds `$1` project, `$2` task id and `$3`…`$11` the writable fields, in
 /// the order both the insert and the update statements use.
@@ -844,24 +847,10 @@ pub async fn create_batch(
     actor: Uuid,
     batch: Vec<BatchTask>,
 ) -> Result<(Vec<Task>, Vec<protocol::Event>)> {
-    let mut checked = Vec::with_capacity(batch.len());
-    for item in &batch {
-        let new = &item.new;
-        checked.push(Fields {
-            title: rules::title(&new.title)?,
-            description: rules::long_text("description", new.description.as_deref().unwrap_or(""))?,
-            details: rules::long_text("details", new.details.as_deref().unwrap_or(""))?,
-            test_strategy: rules::long_text(
-                "test_strategy",
-                new.test_strategy.as_deref().unwrap_or(""),
-            )?,
-            status: new.status.unwrap_or_default(),
-            priority: new.priority.unwrap_or_default(),
-            dependencies: rules::dependency_list(new.dependencies.as_deref().unwrap_or(&[]), None)?,
-            assignee_id: assignee(new.assignee_id.as_deref())?,
-            parent_id: new.parent_id,
-        });
-    }
+    let checked = batch
+        .iter()
+        .map(|item| Fields::new(&item.new))
+        .collect::<Result<Vec<_>>>()?;
     let mut write = ProjectWrite::begin(pool, project, actor).await?;
     let ids: Vec<i64> = batch.iter().map(|_| write.next_task_id()).collect();
     let mut created = Vec::with_capacity(batch.len());
@@ -882,21 +871,9 @@ pub async fn create_batch(
         fields
             .dependencies
             .extend(item.batch_dependencies.iter().map(|at| ids[*at]));
-        let row = write_fields(
-            sqlx::query_as(concat!(
-                "insert into tasks (project_id, task_id, title, description, details, test_strategy,
-                                status, priority, dependencies, assignee_id, parent_id)
-             values ($1, $2, $3, $4, $5, $6, $7::task_status, $8::task_priority, $9, $10, $11)
-             returning ",
-                columns!(),
-                ""
-            )),
-            project,
-            ids[index],
-            &fields,
-        )
-        .fetch_one(&mut *write.tx)
-        .await?;
+        let row = write_fields(sqlx::query_as(INSERT), project, ids[index], &fields)
+            .fetch_one(&mut *write.tx)
+            .await?;
         let task = Task::try_from(row)?;
         write.record(event_type::TASK_CREATED, &task).await?;
         created.push(task);
