@@ -57,8 +57,9 @@ pub fn service(
 }
 
 /// Lets only signed-in callers reach the MCP service (a session token or an
-/// API token, as everywhere), with the contract's 401 otherwise; the caller
-/// rides along in the request for the tools.
+/// API token, as everywhere, and counted against the same rate limits by
+/// the extractor), with the contract's 401 otherwise; the caller rides
+/// along in the request for the tools.
 pub async fn authenticate(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let (mut parts, body) = request.into_parts();
     let user = match <AuthUser as axum::extract::FromRequestParts<AppState>>::from_request_parts(
@@ -69,9 +70,6 @@ pub async fn authenticate(State(state): State<AppState>, request: Request, next:
         Ok(user) => user,
         Err(error) => return error.into_response(),
     };
-    if let Err(error) = state.app.check_api_rate(&user.0) {
-        return error.into_response();
-    }
     parts.extensions.insert(user.0);
     next.run(Request::from_parts(parts, body)).await
 }
