@@ -95,6 +95,33 @@ pub struct TagPlan {
     pub warnings: Vec<String>,
 }
 
+impl TagPlan {
+    /// The tasks a project of `project_id` holds right after importing
+    /// this plan (version 1, no timestamps): what an export right after the
+    /// import starts from.
+    pub fn as_tasks(&self, project_id: &str) -> Vec<protocol::Task> {
+        self.tasks
+            .iter()
+            .map(|planned| protocol::Task {
+                id: planned.id,
+                project_id: project_id.to_owned(),
+                title: planned.title.clone(),
+                description: planned.description.clone(),
+                details: planned.details.clone(),
+                test_strategy: planned.test_strategy.clone(),
+                status: planned.status,
+                priority: planned.priority,
+                dependencies: planned.dependencies.clone(),
+                assignee_id: None,
+                parent_id: planned.parent_id,
+                version: 1,
+                created_at: String::new(),
+                updated_at: String::new(),
+            })
+            .collect()
+    }
+}
+
 impl TasksFile {
     /// Accepts `bytes` if they are a Task Master `tasks.json`; otherwise
     /// says what they are instead.

@@ -2,9 +2,8 @@
 //! in every test run: each input the fuzzers kept, findings included, is
 //! refused or round-trips to a fixpoint.
 
-use protocol::Task;
 use taskmaster_files::task_file::{generate, parse};
-use taskmaster_files::{export, TagPlan, TasksFile};
+use taskmaster_files::{export, TasksFile};
 
 fn corpus(target: &str) -> Vec<(String, Vec<u8>)> {
     let directory = format!("{}/../fuzz/corpus/{target}", env!("CARGO_MANIFEST_DIR"));
@@ -20,28 +19,6 @@ fn corpus(target: &str) -> Vec<(String, Vec<u8>)> {
     inputs
 }
 
-fn imported(plan: &TagPlan) -> Vec<Task> {
-    plan.tasks
-        .iter()
-        .map(|planned| Task {
-            id: planned.id,
-            project_id: String::new(),
-            title: planned.title.clone(),
-            description: planned.description.clone(),
-            details: planned.details.clone(),
-            test_strategy: planned.test_strategy.clone(),
-            status: planned.status,
-            priority: planned.priority,
-            dependencies: planned.dependencies.clone(),
-            assignee_id: None,
-            parent_id: planned.parent_id,
-            version: 1,
-            created_at: String::new(),
-            updated_at: String::new(),
-        })
-        .collect()
-}
-
 #[test]
 fn every_tasks_json_in_the_corpus_round_trips_to_a_fixpoint() {
     for (name, bytes) in corpus("tasks_json") {
@@ -49,7 +26,7 @@ fn every_tasks_json_in_the_corpus_round_trips_to_a_fixpoint() {
             continue;
         };
         let plans = file.plans();
-        let state: Vec<_> = plans.iter().map(|plan| Some(imported(plan))).collect();
+        let state: Vec<_> = plans.iter().map(|plan| Some(plan.as_tasks(""))).collect();
         let exported = export(&file, &state);
         let again = TasksFile::parse(exported.as_bytes()).expect("an export is a tasks.json");
         assert_eq!(again.plans(), plans, "{name}: the export plans other tasks");

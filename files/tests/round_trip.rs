@@ -13,27 +13,8 @@ fn fixture(name: &str) -> String {
     std::fs::read_to_string(format!("{}/tests/files/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
 }
 
-/// The tasks a project holds right after importing `plan`.
 fn imported(plan: &TagPlan) -> Vec<Task> {
-    plan.tasks
-        .iter()
-        .map(|planned| Task {
-            id: planned.id,
-            project_id: plan.tag.clone(),
-            title: planned.title.clone(),
-            description: planned.description.clone(),
-            details: planned.details.clone(),
-            test_strategy: planned.test_strategy.clone(),
-            status: planned.status,
-            priority: planned.priority,
-            dependencies: planned.dependencies.clone(),
-            assignee_id: None,
-            parent_id: planned.parent_id,
-            version: 1,
-            created_at: String::new(),
-            updated_at: String::new(),
-        })
-        .collect()
+    plan.as_tasks(&plan.tag)
 }
 
 fn state(file: &TasksFile) -> Vec<Option<Vec<Task>>> {
