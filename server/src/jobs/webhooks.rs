@@ -152,59 +152,85 @@ fn webhook_of(payload: &Value) -> Result<Uuid> {
         .ok_or_else(|| Error::Internal(anyhow::anyhow!("webhook job without a webhook_id")))
 }
 
-/// Posts one event; an error says why it did not count as delivered.
-async fn post(
-    context: &Context<'_>,
-    target: &Target,
-    event: &Event,
-) -> std::result::Result<u16, String> {
-    let settings = context.app.config();
-    // A post ends well inside the lease, so no other instance can start on
-    // this webhook while one of ours is still in flight (order holds).
-    let timeout = settings.webhook_timeout().min(context.settings.lease / 2);
-    let (url, address) = resolve(&target.url, settings.webhook_allow_private_addresses)
-        .await
-        .map_err(|error| error.to_string())?;
-    let host = url.host_str().unwrap_or_default().to_owned();
-    crate::tls::install_default_provider();
-    let client = reqwest::Client::builder()
-        .timeout(timeout)
-        .connect_timeout(timeout)
-        .redirect(reqwest::redirect::Policy::none())
-        .resolve(&host, address)
-        .build()
-        .map_err(|error| format!("HTTP client: {error}"))?;
-    let body = serde_json::to_vec(event).map_err(|error| error.to_string())?;
-    let timestamp = time::OffsetDateTime::now_utc().unix_timestamp();
-    let response = client
-        .post(url)
-        .header(reqwest::header::CONTENT_TYPE, "application/json")
-        .header(reqwest::header::USER_AGENT, "TaskMaster-Webhooks/1")
-        .header(
-            SIGNATURE_HEADER,
-            signature(&target.secret, timestamp, &body),
-        )
-        .header("x-taskmaster-event", &event.kind)
-        .header(
-            "x-taskmaster-delivery",
-            format!("{}:{}", event.project_id, event.seq),
-        )
-        .header("x-taskmaster-seq", event.seq.to_string())
-        .body(body)
-        .send()
-        .await
-        .map_err(|error| {
-            if error.is_timeout() {
-                format!("no answer within {timeout:?}")
-            } else {
-                format!("could not post: {error}")
-            }
-        })?;
-    let status = response.status();
-    if status.is_success() {
-        Ok(status.as_u16())
-    } else {
-        Err(format!("the receiver answered {status}"))
+/// Posts a webhook's events: its address resolved and checked, and a
+/// client made, once per run rather than once per event.
+struct Poster {
+    client: reqwest::Client,
+    url: reqwest::Url,
+    secret: String,
+    timeout: Duration,
+}
+
+impl Poster {
+    async fn new(context: &Context<'_>, target: &Target) -> std::result::Result<Poster, String> {
+        let settings = context.app.config();
+        // A post ends well inside the lease, so no other instance can start
+        // on this webhook while one of ours is still in flight (order holds).
+        let timeout = settings.webhook_timeout().min(context.settings.lease / 2);
+        let (url, address) = resolve(&target.url, settings.webhook_allow_private_addresses)
+            .await
+            .map_err(|error| error.to_string())?;
+        let host = url.host_str().unwrap_or_default().to_owned();
+        crate::tls::install_default_provider();
+        let client = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .resolve(&host, address)
+            .build()
+            .map_err(|error| format!("HTTP client: {error}"))?;
+        Ok(Poster {
+            client,
+            url,
+            secret: target.secret.clone(),
+            timeout,
+        })
+    }
+
+    /// The poster of this run, made on first use.
+    async fn ready<'p>(
+        slot: &'p mut Option<Poster>,
+        context: &Context<'_>,
+        target: &Target,
+    ) -> std::result::Result<&'p Poster, String> {
+        if slot.is_none() {
+            *slot = Some(Poster::new(context, target).await?);
+        }
+        Ok(slot.as_ref().expect("just made"))
+    }
+
+    /// Posts one event; an error says why it did not count as delivered.
+    async fn post(&self, event: &Event) -> std::result::Result<u16, String> {
+        let body = serde_json::to_vec(event).map_err(|error| error.to_string())?;
+        let timestamp = time::OffsetDateTime::now_utc().unix_timestamp();
+        let response = self
+            .client
+            .post(self.url.clone())
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header(reqwest::header::USER_AGENT, "TaskMaster-Webhooks/1")
+            .header(SIGNATURE_HEADER, signature(&self.secret, timestamp, &body))
+            .header("x-taskmaster-event", &event.kind)
+            .header(
+                "x-taskmaster-delivery",
+                format!("{}:{}", event.project_id, event.seq),
+            )
+            .header("x-taskmaster-seq", event.seq.to_string())
+            .body(body)
+            .send()
+            .await
+            .map_err(|error| {
+                if error.is_timeout() {
+                    format!("no answer within {:?}", self.timeout)
+                } else {
+                    format!("could not post: {error}")
+                }
+            })?;
+        let status = response.status();
+        if status.is_success() {
+            Ok(status.as_u16())
+        } else {
+            Err(format!("the receiver answered {status}"))
+        }
     }
 }
 
@@ -217,6 +243,7 @@ pub async fn deliver(context: &Context<'_>) -> Result<Outcome> {
     let mut attempt = context.job.attempts;
     let mut delivered = 0u64;
     let mut renewed = Instant::now();
+    let mut poster = None;
     loop {
         let Some(target) = target(context, webhook).await? else {
             return Ok(Outcome::Done(json!({"skipped": "the webhook was deleted"})));
@@ -244,7 +271,11 @@ pub async fn deliver(context: &Context<'_>) -> Result<Outcome> {
             }
             let wanted = target.event_types.is_empty() || target.event_types.contains(&event.kind);
             if wanted {
-                match post(context, &target, event).await {
+                let sent = match Poster::ready(&mut poster, context, &target).await {
+                    Ok(poster) => poster.post(event).await,
+                    Err(why) => Err(why),
+                };
+                match sent {
                     Ok(_) => {
                         delivered += 1;
                         metrics::counter!("webhook_deliveries_total", "outcome" => "delivered")
@@ -368,6 +399,7 @@ pub async fn redeliver(context: &Context<'_>) -> Result<Outcome> {
     .fetch_all(pool)
     .await?;
     let mut redelivered = 0;
+    let mut poster = None;
     for seq in seqs {
         let Some(event) = db::events::since(pool, target.project_id, seq - 1, 1)
             .await?
@@ -377,7 +409,11 @@ pub async fn redeliver(context: &Context<'_>) -> Result<Outcome> {
             // Past the change log's retention: nothing left to send.
             continue;
         };
-        if let Err(why) = post(context, &target, &event).await {
+        let sent = match Poster::ready(&mut poster, context, &target).await {
+            Ok(poster) => poster.post(&event).await,
+            Err(why) => Err(why),
+        };
+        if let Err(why) = sent {
             return Ok(Outcome::Failed(format!("seq {seq}: {why}")));
         }
         sqlx::query("update webhook_dead_letters set redelivered_at = now() where webhook_id = $1 and seq = $2")
