@@ -138,13 +138,16 @@ wire_enum! {
 }
 
 wire_enum! {
-    /// What changed in a project's membership (its audit log).
+    /// What changed in a project's membership or integrations (its audit log).
     AuditAction, "audit action", serde = "snake_case" {
         /// The project was created; its creator became its owner.
         ProjectCreated = "project_created",
         MemberAdded = "member_added",
         RoleChanged = "role_changed",
         MemberRemoved = "member_removed",
+        /// A webhook was disabled after persistent delivery failure
+        /// (`detail` names it and says why).
+        WebhookDisabled = "webhook_disabled",
     }
 }
 

@@ -110,6 +110,10 @@ pub struct AuditEntry {
     pub role: Option<Role>,
     /// The role before it (`null` for an addition or the project's creation).
     pub previous_role: Option<Role>,
+    /// What happened, in words, where the action needs more than the
+    /// fields above (`webhook_disabled`: which webhook and why).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 /// One page of a project's audit log, newest first.

@@ -8,7 +8,7 @@ use uuid::Uuid;
 use super::rfc3339;
 use crate::error::{Error, Result};
 
-fn project(project_id: Uuid, name: String, created_at: OffsetDateTime) -> Project {
+pub(super) fn project(project_id: Uuid, name: String, created_at: OffsetDateTime) -> Project {
     Project {
         id: project_id.to_string(),
         name,
@@ -389,7 +389,7 @@ pub async fn audit_log(
     limit: i64,
 ) -> Result<Vec<AuditEntry>> {
     let rows = sqlx::query(
-        "select a.audit_id, a.at, a.action, a.role::text as role, a.previous_role::text as previous_role,
+        "select a.audit_id, a.at, a.action, a.detail, a.role::text as role, a.previous_role::text as previous_role,
                 actor.user_id as actor_id, actor.email as actor_email, actor.name as actor_name,
                 subject.user_id as subject_id, subject.email as subject_email, subject.name as subject_name
            from audit_events a
@@ -430,6 +430,7 @@ pub async fn audit_log(
                 subject: user("subject")?,
                 role: role("role")?,
                 previous_role: role("previous_role")?,
+                detail: row.try_get("detail")?,
             })
         })
         .collect()

@@ -361,6 +361,17 @@ async fn dead_letter(
         .bind(&reason)
         .execute(&mut *tx)
         .await?;
+        // The owner is told through the project's audit log, in the same
+        // transaction: never a disabled webhook without its entry.
+        sqlx::query(
+            "insert into audit_events (project_id, action, detail)
+             select project_id, 'webhook_disabled', 'webhook ' || webhook_id || ' (' || url || ') ' || $2
+               from webhooks where webhook_id = $1",
+        )
+        .bind(webhook)
+        .bind(&reason)
+        .execute(&mut *tx)
+        .await?;
         metrics::counter!("webhooks_disabled_total").increment(1);
         tracing::warn!(%webhook, %reason, "webhook disabled");
     }

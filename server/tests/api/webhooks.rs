@@ -259,6 +259,18 @@ async fn dead_letters_then_disabled_then_redelivered_and_re_enabled() {
     assert_eq!(listed["items"][0]["enabled"], false, "{listed}");
     let reason = listed["items"][0]["disabled_reason"].as_str().unwrap();
     assert!(reason.contains("3 events in a row"), "{reason}");
+    // The owner is told in the project's audit log, newest first.
+    let audit = app
+        .get(&format!("/api/v1/projects/{project}/audit"), &owner.token)
+        .await;
+    let told = &audit.body["items"][0];
+    assert_eq!(told["action"], "webhook_disabled", "{}", audit.text);
+    assert_eq!(told["actor"], Value::Null);
+    let detail = told["detail"].as_str().unwrap();
+    assert!(
+        detail.contains(id) && detail.contains(&receiver.url()) && detail.contains("3 events"),
+        "{detail}"
+    );
     let dead = app
         .get(&format!("{base}/{id}/dead-letters"), &owner.token)
         .await;
