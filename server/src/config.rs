@@ -130,7 +130,8 @@ pub struct Config {
     #[arg(long, env = "IMPORT_MAX_BYTES", default_value_t = 16 * 1024 * 1024)]
     pub import_max_bytes: usize,
 
-    /// Background jobs one instance runs at once.
+    /// Background jobs one instance runs at once; 0 for an instance that
+    /// runs none (web only, with workers elsewhere).
     #[arg(long, env = "JOB_CONCURRENCY", default_value_t = 4)]
     pub job_concurrency: usize,
 

@@ -166,9 +166,14 @@ impl Application {
             tokio::spawn(app.cache().clone().repair_forever()),
             tokio::spawn(app.database().clone().watch_replicas_forever()),
             tokio::spawn(retain_forever(app.clone())),
-            tokio::spawn(crate::jobs::work_forever(app.clone(), worker_name())),
             tokio::spawn(crate::jobs::sample_forever(app.clone())),
         ];
+        if app.config().job_concurrency > 0 {
+            background.push(tokio::spawn(crate::jobs::work_forever(
+                app.clone(),
+                worker_name(),
+            )));
+        }
         if let Some(metrics_listener) = metrics_listener {
             // Scrapes are short and idempotent: this listener simply stops
             // with the rest, without a drain of its own.

@@ -15,6 +15,9 @@ use crate::error::{Error, Result};
 pub const MAX_IMPORT_TAGS: usize = 100;
 /// Tasks and subtasks of one file, at most.
 pub const MAX_IMPORT_TASKS: usize = 20_000;
+/// An import job that fails (the database away) is tried this many times:
+/// each try is one transaction, all or nothing.
+const IMPORT_JOB_ATTEMPTS: i32 = 5;
 
 impl From<FileError> for Error {
     fn from(error: FileError) -> Self {
@@ -67,16 +70,16 @@ fn import_not_found() -> Error {
     Error::NotFound("import_not_found", "import not found".into())
 }
 
-impl App {
-    /// Imports a `tasks.json`: one new project per tag, owned by the
-    /// caller, every task and subtask a task of it, in one transaction.
-    pub async fn import_tasks_json(
-        &self,
-        actor: &Actor,
-        bytes: &[u8],
-        name: Option<&str>,
-    ) -> Result<ImportResponse> {
-        actor.check_may_create_projects()?;
+/// A `tasks.json` that passed every check an import makes before writing.
+pub struct CheckedImport {
+    file: TasksFile,
+    plans: Vec<TagPlan>,
+}
+
+impl CheckedImport {
+    /// Parses and checks a file as the import will write it: every refusal
+    /// happens here, before anything is written or queued.
+    pub fn check(bytes: &[u8]) -> Result<CheckedImport> {
         let file = TasksFile::parse(bytes)?;
         if file.tags().len() > MAX_IMPORT_TAGS {
             return Err(Error::validation(format!(
@@ -94,16 +97,148 @@ impl App {
         for plan in &plans {
             check_plan(plan)?;
         }
+        Ok(CheckedImport { file, plans })
+    }
+
+    /// Tasks and subtasks the import makes.
+    pub fn task_count(&self) -> usize {
+        self.plans.iter().map(|plan| plan.tasks.len()).sum()
+    }
+
+    fn warnings(&self) -> Vec<String> {
+        self.plans
+            .iter()
+            .flat_map(|plan| plan.warnings.iter().cloned())
+            .collect()
+    }
+}
+
+/// Payload of an import job.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct ImportJob {
+    /// The file, as it came (it parsed as UTF-8 JSON when it was queued).
+    pub source: String,
+    pub name: Option<String>,
+}
+
+impl App {
+    /// Imports a `tasks.json`: one new project per tag, owned by the
+    /// caller, every task and subtask a task of it, in one transaction.
+    pub async fn import_tasks_json(
+        &self,
+        actor: &Actor,
+        bytes: &[u8],
+        name: Option<&str>,
+    ) -> Result<ImportResponse> {
+        actor.check_may_create_projects()?;
+        let checked = CheckedImport::check(bytes)?;
         let source = std::str::from_utf8(bytes).map_err(anyhow::Error::from)?;
-        let new_projects = plans
+        self.commit_import(actor.id, Uuid::now_v7(), &checked, source, name, &|_| {})
+            .await
+    }
+
+    /// Checks a `tasks.json` as [`App::import_tasks_json`] does, then
+    /// queues its import as a background job (which tells the caller its
+    /// progress over Socket.IO) and returns the job.
+    pub async fn queue_import(
+        &self,
+        actor: &Actor,
+        bytes: &[u8],
+        name: Option<&str>,
+    ) -> Result<protocol::JobStatus> {
+        actor.check_may_create_projects()?;
+        let checked = CheckedImport::check(bytes)?;
+        let source = std::str::from_utf8(bytes).map_err(anyhow::Error::from)?;
+        let payload = serde_json::to_value(ImportJob {
+            source: source.to_owned(),
+            name: name.map(str::to_owned),
+        })
+        .map_err(anyhow::Error::from)?;
+        let mut connection = self.db().acquire().await?;
+        let job = crate::jobs::enqueue(
+            &mut connection,
+            crate::jobs::IMPORT,
+            None,
+            None,
+            payload,
+            IMPORT_JOB_ATTEMPTS,
+            Some(actor.id),
+        )
+        .await?
+        .ok_or_else(|| Error::Internal(anyhow::anyhow!("an import job was not queued")))?;
+        metrics::counter!("imports_queued_total").increment(1);
+        tracing::info!(%job, tasks = checked.task_count(), "import queued");
+        self.job(actor, &job.to_string()).await
+    }
+
+    /// Runs a queued import as import `import_id` (the job's id). Run again
+    /// after its commit (its instance died before recording the outcome),
+    /// it answers with what the first run made instead of importing twice.
+    pub async fn run_import_job(
+        &self,
+        owner: Uuid,
+        import_id: Uuid,
+        job: &ImportJob,
+        inserted: &(dyn Fn(usize) + Sync),
+    ) -> Result<ImportResponse> {
+        let checked = CheckedImport::check(job.source.as_bytes())?;
+        if db::imports::exists(self.db(), import_id).await? {
+            let counts: Vec<usize> = checked.plans.iter().map(|plan| plan.tasks.len()).collect();
+            let projects = db::imports::projects_of(self.db(), import_id)
+                .await?
+                .into_iter()
+                .map(|(position, tag, project)| ImportedProject {
+                    tag,
+                    project,
+                    tasks: counts.get(position).copied().unwrap_or(0),
+                })
+                .collect();
+            return Ok(ImportResponse {
+                id: import_id.to_string(),
+                format: checked.file.format().as_str().to_owned(),
+                projects,
+                warnings: checked.warnings(),
+            });
+        }
+        self.commit_import(
+            owner,
+            import_id,
+            &checked,
+            &job.source,
+            job.name.as_deref(),
+            inserted,
+        )
+        .await
+    }
+
+    async fn commit_import(
+        &self,
+        owner: Uuid,
+        import_id: Uuid,
+        checked: &CheckedImport,
+        source: &str,
+        name: Option<&str>,
+        inserted: &(dyn Fn(usize) + Sync),
+    ) -> Result<ImportResponse> {
+        let format = checked.file.format();
+        let new_projects = checked
+            .plans
             .iter()
             .map(|plan| db::imports::NewProject {
-                name: project_name(name, &plan.tag, file.format()),
+                name: project_name(name, &plan.tag, format),
                 plan,
             })
             .collect();
-        let (import_id, made) =
-            db::imports::create(self.db(), actor.id, file.format(), source, new_projects).await?;
+        let made = db::imports::create(
+            self.db(),
+            import_id,
+            owner,
+            format,
+            source,
+            new_projects,
+            inserted,
+        )
+        .await?;
         let mut projects = Vec::with_capacity(made.len());
         for imported in made {
             projects.push(ImportedProject {
@@ -113,13 +248,13 @@ impl App {
             });
             self.after_commit(imported.events).await;
         }
-        metrics::counter!("imports_total", "format" => file.format().as_str()).increment(1);
-        metrics::counter!("imported_tasks_total").increment(count as u64);
+        metrics::counter!("imports_total", "format" => format.as_str()).increment(1);
+        metrics::counter!("imported_tasks_total").increment(checked.task_count() as u64);
         Ok(ImportResponse {
             id: import_id.to_string(),
-            format: file.format().as_str().to_owned(),
+            format: format.as_str().to_owned(),
             projects,
-            warnings: plans.into_iter().flat_map(|plan| plan.warnings).collect(),
+            warnings: checked.warnings(),
         })
     }
 

@@ -9,7 +9,7 @@
 //! Errors are [`crate::error::Error`]; the edges decide how they look.
 
 pub mod access;
-mod imports;
+pub mod imports;
 pub mod input;
 mod projects;
 mod sessions;
@@ -59,6 +59,9 @@ pub trait CommitListener: Send + Sync {
     /// These sessions (by token hash) were ended — revoked, or by a password
     /// change: close what they have open. Awaited before the change is answered.
     fn sessions_ended(&self, token_hashes: Vec<Vec<u8>>) -> BoxFuture<'_, ()>;
+    /// A background job `user` asked for moved on (progress, done, dead):
+    /// tell their open connections.
+    fn job_changed(&self, user: Uuid, job: protocol::JobStatus) -> BoxFuture<'_, ()>;
 }
 
 /// The application. Cheap to clone.
@@ -220,6 +223,13 @@ impl App {
         }
         for listener in self.listeners() {
             listener.sessions_ended(token_hashes.clone()).await;
+        }
+    }
+
+    /// Tells `user`'s open connections that their job `job` moved on.
+    pub async fn job_changed(&self, user: Uuid, job: protocol::JobStatus) {
+        for listener in self.listeners() {
+            listener.job_changed(user, job.clone()).await;
         }
     }
 

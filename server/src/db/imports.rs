@@ -7,7 +7,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::{projects, rfc3339, tasks};
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// A tag of a file about to become a project.
 pub struct NewProject<'a> {
@@ -24,17 +24,24 @@ pub struct ImportedProject {
     pub events: Vec<Event>,
 }
 
+/// Tasks inserted per statement: progress is told between statements, and
+/// a statement's parameters stay a few hundred kilobytes.
+const TASKS_PER_STATEMENT: usize = 500;
+
 /// Makes the projects of an import, their tasks and events, and keeps the
-/// file, all in one transaction: a file imports whole or not at all.
+/// file as import `import_id`, all in one transaction: a file imports whole
+/// or not at all. `inserted` hears the count of tasks inserted so far.
 #[tracing::instrument(name = "db.transaction", skip_all, fields(op = "import"))]
 pub async fn create(
     pool: &PgPool,
+    import_id: Uuid,
     owner: Uuid,
     format: taskmaster_files::Format,
     source: &str,
     new_projects: Vec<NewProject<'_>>,
-) -> Result<(Uuid, Vec<ImportedProject>)> {
-    let import_id = Uuid::now_v7();
+    inserted: &(dyn Fn(usize) + Sync),
+) -> Result<Vec<ImportedProject>> {
+    let mut done = 0;
     let mut tx = pool.begin().await?;
     sqlx::query(
         "insert into imports (import_id, owner_id, format, source) values ($1, $2, $3, $4)",
@@ -49,7 +56,34 @@ pub async fn create(
     for (position, new) in new_projects.into_iter().enumerate() {
         let project = projects::create_in(&mut tx, owner, &new.name).await?;
         let project_id = Uuid::parse_str(&project.id).map_err(anyhow::Error::from)?;
-        let tasks = tasks::insert_planned(&mut tx, project_id, &new.plan.tasks).await?;
+        // Parents before their subtasks, so that each statement's parents
+        // exist; the tasks go back to the plan's order for the events.
+        let (parents, subtasks): (Vec<_>, Vec<_>) = new
+            .plan
+            .tasks
+            .iter()
+            .partition(|task| task.parent_id.is_none());
+        let mut by_id = std::collections::HashMap::with_capacity(new.plan.tasks.len());
+        for chunk in parents
+            .chunks(TASKS_PER_STATEMENT)
+            .chain(subtasks.chunks(TASKS_PER_STATEMENT))
+        {
+            for task in tasks::insert_planned(&mut tx, project_id, chunk).await? {
+                by_id.insert(task.id, task);
+            }
+            done += chunk.len();
+            inserted(done);
+        }
+        let tasks = new
+            .plan
+            .tasks
+            .iter()
+            .map(|planned| {
+                by_id.remove(&planned.id).ok_or_else(|| {
+                    Error::Internal(anyhow::anyhow!("imported task {} not returned", planned.id))
+                })
+            })
+            .collect::<Result<Vec<Task>>>()?;
         let payloads = serde_json::to_value(&tasks).map_err(anyhow::Error::from)?;
         let at: OffsetDateTime = sqlx::query_scalar("select now()")
             .fetch_one(&mut *tx)
@@ -106,7 +140,42 @@ pub async fn create(
         });
     }
     tx.commit().await?;
-    Ok((import_id, made))
+    Ok(made)
+}
+
+/// The projects import `import_id` made that still exist, with their tags,
+/// in the file's order (an import job run again after its commit answers
+/// with these rather than importing twice).
+pub async fn projects_of(pool: &PgPool, import_id: Uuid) -> Result<Vec<(usize, String, Project)>> {
+    let rows: Vec<(i32, String, Uuid, String, OffsetDateTime)> = sqlx::query_as(
+        "select i.position, i.tag, p.project_id, p.name, p.created_at
+           from import_projects i join projects p using (project_id)
+          where i.import_id = $1
+          order by i.position",
+    )
+    .bind(import_id)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(position, tag, id, name, created_at)| {
+            (
+                position as usize,
+                tag,
+                projects::project(id, name, created_at),
+            )
+        })
+        .collect())
+}
+
+/// Whether import `import_id` has been committed.
+pub async fn exists(pool: &PgPool, import_id: Uuid) -> Result<bool> {
+    Ok(
+        sqlx::query_scalar("select exists (select 1 from imports where import_id = $1)")
+            .bind(import_id)
+            .fetch_one(pool)
+            .await?,
+    )
 }
 
 /// An import as stored: the file, and the project of each tag that still

@@ -745,19 +745,19 @@ pub async fn all(pool: &PgPool, project: Uuid) -> Result<Vec<Task>> {
     tasks(rows)
 }
 
-/// Inserts the tasks of an import in one statement, parents first as
-/// planned, and returns them in the order given. The caller has checked
-/// every field, and the plan's dependencies name tasks of the same plan
-/// without a cycle.
+/// Inserts tasks of an import in one statement and returns them in the
+/// order given. The caller has checked every field, the plan's
+/// dependencies name tasks of the same plan without a cycle, and every
+/// parent is inserted by this statement or an earlier one.
 pub async fn insert_planned(
     tx: &mut PgConnection,
     project: Uuid,
-    planned: &[taskmaster_files::PlannedTask],
+    planned: &[&taskmaster_files::PlannedTask],
 ) -> Result<Vec<Task>> {
     let ids: Vec<i64> = planned.iter().map(|task| task.id).collect();
     let parents: Vec<Option<i64>> = planned.iter().map(|task| task.parent_id).collect();
     let texts = |field: fn(&taskmaster_files::PlannedTask) -> &str| -> Vec<&str> {
-        planned.iter().map(field).collect()
+        planned.iter().map(|task| field(task)).collect()
     };
     let titles = texts(|task| &task.title);
     let descriptions = texts(|task| &task.description);

@@ -3,10 +3,10 @@
 use std::io::Write as _;
 
 use axum::extract::State;
-use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE, LOCATION};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use protocol::{ErrorBody, ImportResponse, TaskFileImport};
+use protocol::{ErrorBody, ImportResponse, JobStatus, TaskFileImport};
 use serde::Deserialize;
 
 use super::extract::{AuthUser, JsonBytes, Path, Query, TextBody};
@@ -22,25 +22,68 @@ pub struct ImportParams {
 
 /// Import a Task Master `tasks.json` (legacy or tagged): one new project
 /// per tag, owned by the caller, all in one transaction.
+///
+/// With `Prefer: respond-async` (RFC 7240) the file is checked at once —
+/// every refusal is the same — and then imported by a background job: 202
+/// with the job (its `Location`), whose progress (`tasks_done`,
+/// `tasks_total`) and end reach the caller's Socket.IO connections as `job`
+/// messages, and whose `result` is the body a 201 would have had.
 #[utoipa::path(post, path = "/api/v1/imports", tag = "files",
-    params(ImportParams),
+    params(ImportParams,
+        ("Prefer" = Option<String>, Header,
+         description = "`respond-async`: import in the background and answer 202 with the job.")),
     request_body(content = serde_json::Value, content_type = "application/json",
         description = "A tasks.json file, exactly as Task Master keeps it."),
-    responses((status = 201, body = ImportResponse), (status = 400, body = ErrorBody),
+    responses((status = 201, body = ImportResponse),
+              (status = 202, body = JobStatus, description = "Queued (`Prefer: respond-async`).",
+               headers(("Location" = String, description = "The job's status."),
+                       ("Preference-Applied" = String))),
+              (status = 400, body = ErrorBody),
               (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
               (status = 422, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn create(
     State(state): State<AppState>,
     user: AuthUser,
+    headers: HeaderMap,
     Query(params): Query<ImportParams>,
     JsonBytes(body): JsonBytes,
-) -> Result<(StatusCode, axum::Json<ImportResponse>)> {
+) -> Result<Response> {
+    if wants_async(&headers) {
+        let job = state
+            .app
+            .queue_import(&user.0, &body, params.name.as_deref())
+            .await?;
+        let mut response = (StatusCode::ACCEPTED, axum::Json(&job)).into_response();
+        let response_headers = response.headers_mut();
+        if let Ok(location) = HeaderValue::from_str(&format!("/api/v1/jobs/{}", job.id)) {
+            response_headers.insert(LOCATION, location);
+        }
+        response_headers.insert(
+            HeaderName::from_static("preference-applied"),
+            HeaderValue::from_static("respond-async"),
+        );
+        return Ok(response);
+    }
     let imported = state
         .app
         .import_tasks_json(&user.0, &body, params.name.as_deref())
         .await?;
-    Ok((StatusCode::CREATED, axum::Json(imported)))
+    Ok((StatusCode::CREATED, axum::Json(imported)).into_response())
+}
+
+/// Whether a `Prefer` header asks for `respond-async` (RFC 7240: a comma
+/// separated list of preferences, each maybe with parameters).
+fn wants_async(headers: &HeaderMap) -> bool {
+    headers
+        .get_all("prefer")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|preference| {
+            let token = preference.split(';').next().unwrap_or_default().trim();
+            token.eq_ignore_ascii_case("respond-async")
+        })
 }
 
 /// A file answer: its media type, and a name to save it under.

@@ -10,6 +10,7 @@
 //! `queue_key` run one at a time (a partial unique index): a webhook's
 //! deliveries stay in seq order.
 
+pub mod imports;
 pub mod webhooks;
 
 use std::sync::Arc;
@@ -29,6 +30,7 @@ use crate::error::{Error, Result};
 /// Kinds of job.
 pub const WEBHOOK: &str = "webhook";
 pub const WEBHOOK_REDELIVERY: &str = "webhook_redelivery";
+pub const IMPORT: &str = "import";
 
 /// How the queue runs (from the configuration).
 #[derive(Debug, Clone, Copy)]
@@ -55,6 +57,8 @@ pub struct Job {
     pub payload: Value,
     pub attempts: i32,
     pub max_attempts: i32,
+    /// Who asked for it, told over Socket.IO as it moves on.
+    pub created_by: Option<Uuid>,
 }
 
 /// What a handler says about its run.
@@ -127,7 +131,8 @@ async fn claim(pool: &PgPool, worker: &str, limit: i64, lease: Duration) -> Resu
                 lease_until = now() + make_interval(secs => $3), updated_at = now()
            from due
           where j.job_id = due.job_id
-         returning j.job_id, j.kind, j.queue_key, j.project_id, j.payload, j.attempts, j.max_attempts",
+         returning j.job_id, j.kind, j.queue_key, j.project_id, j.payload, j.attempts, j.max_attempts,
+                   j.created_by",
     )
     .bind(limit)
     .bind(worker)
@@ -337,6 +342,9 @@ pub async fn work_forever(app: App, worker: String) {
                 if let Err(error) = finish(app.db(), &job, &worker, &outcome, &settings).await {
                     tracing::warn!(job = %job.job_id, %error, "could not record a job's outcome");
                 }
+                if !matches!(outcome, Outcome::Again) {
+                    tell_owner(&app, &job).await;
+                }
             });
         }
     }
@@ -365,6 +373,7 @@ async fn run(app: &App, job: &Job, worker: &str, settings: &QueueSettings) -> Ou
     let result = match job.kind.as_str() {
         WEBHOOK => webhooks::deliver(&context).await,
         WEBHOOK_REDELIVERY => webhooks::redeliver(&context).await,
+        IMPORT => imports::run(&context).await,
         other => Err(Error::Internal(anyhow::anyhow!(
             "no handler for jobs of kind {other}"
         ))),
@@ -380,7 +389,26 @@ pub struct Context<'a> {
     pub settings: &'a QueueSettings,
 }
 
+/// Tells whoever asked for `job` where it is now (over Socket.IO).
+async fn tell_owner(app: &App, job: &Job) {
+    let Some(user) = job.created_by else { return };
+    match status(app.db(), job.job_id).await {
+        Ok(Some((status, _, _))) => app.job_changed(user, status).await,
+        Ok(None) => {}
+        Err(error) => {
+            tracing::debug!(job = %job.job_id, %error, "could not read a job to tell its owner")
+        }
+    }
+}
+
 impl Context<'_> {
+    /// Records the handler's progress and tells whoever asked for the job.
+    pub async fn progress(&self, progress: Value) -> Result<()> {
+        report_progress(self.app.db(), self.job.job_id, progress).await?;
+        tell_owner(self.app, self.job).await;
+        Ok(())
+    }
+
     /// Renews the lease; `false` when another instance has taken the job.
     pub async fn keep(&self) -> Result<bool> {
         renew(

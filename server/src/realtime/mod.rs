@@ -131,6 +131,13 @@ enum BusMessage {
         instance: Uuid,
         token_hashes: Vec<String>,
     },
+    /// `user`'s background job moved on: every instance tells that user's
+    /// connections (on the instances channel).
+    JobChanged {
+        instance: Uuid,
+        user: Uuid,
+        job: Box<protocol::JobStatus>,
+    },
 }
 
 /// Socket.IO settings, from [`Config`].
@@ -532,6 +539,34 @@ impl Realtime {
         }
     }
 
+    /// Tells every connection of `user`, here and on the other instances,
+    /// that one of their jobs moved on (`job`, its status). Best effort:
+    /// `GET /api/v1/jobs/{id}` has the truth, should a message be missed.
+    pub async fn job_changed(&self, user: Uuid, job: protocol::JobStatus) {
+        self.tell_job_locally(user, &job);
+        if self.0.bus.is_enabled() {
+            let message = BusMessage::JobChanged {
+                instance: self.0.instance,
+                user,
+                job: Box::new(job),
+            };
+            self.send(self.instances_channel(), &message).await;
+        }
+    }
+
+    fn tell_job_locally(&self, user: Uuid, job: &protocol::JobStatus) {
+        let Some(io) = self.0.io.get() else { return };
+        for socket in io.sockets() {
+            let theirs = socket
+                .extensions
+                .get::<handlers::SessionUser>()
+                .is_some_and(|session| session.id == user);
+            if theirs {
+                let _ = socket.emit("job", job);
+            }
+        }
+    }
+
     fn close_sessions_locally(&self, ended: &HashSet<String>) {
         let Some(io) = self.0.io.get() else { return };
         let mut closed = 0;
@@ -684,6 +719,13 @@ impl Realtime {
                     let ended: HashSet<String> = token_hashes.into_iter().collect();
                     self.close_sessions_locally(&ended);
                 }
+                Ok(BusMessage::JobChanged {
+                    instance,
+                    user,
+                    job,
+                }) if instance != self.0.instance => {
+                    self.tell_job_locally(user, &job);
+                }
                 Ok(_) => {}
                 Err(error) => tracing::warn!(%error, "unreadable bus message"),
             }
@@ -830,6 +872,7 @@ impl BusMessage {
             BusMessage::PresenceWanted { .. } => "presence_wanted",
             BusMessage::Revoked { .. } => "revoked",
             BusMessage::SessionsEnded { .. } => "sessions_ended",
+            BusMessage::JobChanged { .. } => "job_changed",
             BusMessage::Alive { .. } => "alive",
         }
     }
@@ -865,6 +908,14 @@ impl CommitListener for Realtime {
 
     fn sessions_ended(&self, token_hashes: Vec<Vec<u8>>) -> futures::future::BoxFuture<'_, ()> {
         Box::pin(self.end_sessions(token_hashes))
+    }
+
+    fn job_changed(
+        &self,
+        user: Uuid,
+        job: protocol::JobStatus,
+    ) -> futures::future::BoxFuture<'_, ()> {
+        Box::pin(Realtime::job_changed(self, user, job))
     }
 }
 

@@ -5,11 +5,13 @@
 //! `task-master generate` writes them.
 
 use std::io::Read as _;
+use std::time::Duration;
 
 use reqwest::Method;
 use serde_json::{json, Value};
 
 use crate::helpers::{TestApp, TestUser};
+use crate::sockets::Clients;
 
 fn fixture(name: &str) -> String {
     let path = format!("{}/../files/tests/files/{name}", env!("CARGO_MANIFEST_DIR"));
@@ -486,4 +488,213 @@ async fn a_two_megabyte_plan_imports_whole() {
         .await;
     assert_eq!(replay.status, 200, "{}", replay.text);
     assert_eq!(export(&app, &ada, &imported).await, text);
+}
+
+/// With `Prefer: respond-async` a file is checked at once (a bad one is
+/// refused as without it, and no job is queued), then imported by a
+/// background job: 202 with the job, progress and the end reach the
+/// importer's Socket.IO connections (no one else's) as `job` messages, and
+/// the job's result is the body a 201 would have had.
+#[tokio::test]
+async fn a_large_import_runs_as_a_job_that_tells_its_progress_over_socket_io() {
+    let app = TestApp::spawn().await;
+    let ada = app.register("Ada").await;
+    let bob = app.register("Bob").await;
+    let mut clients = Clients::start().await;
+    for (id, user) in [("ada", &ada), ("bob", &bob)] {
+        clients
+            .connect(id, &app.address, Some(&user.token), "websocket")
+            .await
+            .expect("connects");
+    }
+    let queue = |text: String| {
+        crate::helpers::http()
+            .post(app.url("/api/v1/imports"))
+            .bearer_auth(&ada.token)
+            .header("content-type", "application/json")
+            .header("prefer", "wait=10, respond-async")
+            .body(text)
+            .send()
+    };
+
+    let refused = queue("{\"tasks\": [".to_owned()).await.expect("request");
+    assert_eq!(refused.status(), 400);
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "malformed_file", "{body}");
+    assert!(
+        clients
+            .next_of("ada", &["job"], Duration::from_millis(300))
+            .await
+            .is_none(),
+        "a refused file queues nothing"
+    );
+
+    let total = 6_000;
+    let tasks: Vec<Value> = (1..=total / 3)
+        .map(|id| {
+            json!({
+                "id": id, "title": format!("Task {id}"), "description": "d", "details": "",
+                "testStrategy": "", "status": "pending", "priority": "medium",
+                "dependencies": if id > 1 { json!([id - 1]) } else { json!([]) },
+                "subtasks": (1..=2).map(|sub| json!({
+                    "id": sub, "title": format!("Sub {id}.{sub}"), "description": "", "details": "",
+                    "status": "pending", "dependencies": [],
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let text = serde_json::to_string_pretty(&json!({"tasks": tasks})).unwrap() + "\n";
+    let queued = queue(text.clone()).await.expect("request");
+    assert_eq!(queued.status(), 202);
+    let location = queued.headers()["location"].to_str().unwrap().to_owned();
+    assert_eq!(queued.headers()["preference-applied"], "respond-async");
+    let job: Value = queued.json().await.unwrap();
+    let job_id = job["id"].as_str().unwrap().to_owned();
+    assert_eq!(location, format!("/api/v1/jobs/{job_id}"));
+    assert_eq!(job["kind"], "import");
+
+    let mut told = Vec::new();
+    let finished = loop {
+        let message = clients
+            .next_of("ada", &["job"], Duration::from_secs(60))
+            .await
+            .expect("the importer hears of the job until it ends");
+        let status = message["data"].clone();
+        assert_eq!(status["id"], job_id.as_str(), "{status}");
+        if status["state"] == "done" {
+            break status;
+        }
+        told.push(status["progress"]["tasks_done"].as_i64().unwrap());
+        assert_eq!(status["progress"]["tasks_total"], total, "{status}");
+    };
+    assert!(
+        told.windows(2).all(|pair| pair[0] <= pair[1]),
+        "progress only grows: {told:?}"
+    );
+    assert!(
+        told.iter().any(|&done| done > 0 && done < total),
+        "progress between start and end: {told:?}"
+    );
+    let result = &finished["result"];
+    assert_eq!(result["format"], "legacy");
+    assert_eq!(result["projects"][0]["tasks"], total);
+    assert_eq!(app.get(&location, &ada.token).await.body["result"], *result);
+    assert!(
+        clients.drain("bob", "job").is_empty(),
+        "only the importer is told"
+    );
+
+    let project = result["projects"][0]["project"]["id"].as_str().unwrap();
+    assert_eq!(app.events(project).await.len(), total as usize);
+    assert_eq!(export(&app, &ada, result).await, text);
+    // Someone else's job is not theirs to read.
+    app.get(&location, &bob.token)
+        .await
+        .assert_error(404, "job_not_found");
+}
+
+/// A job runs on an instance with workers; the importer, connected to a
+/// web-only instance (`JOB_CONCURRENCY=0`), still hears of it (the bus).
+#[tokio::test]
+async fn the_importer_hears_of_a_job_that_runs_on_another_instance() {
+    use taskmaster_server::config::Secret;
+    let redis = crate::scale::redis_url();
+    let prefix = format!("test-{}", uuid::Uuid::new_v4().simple());
+    let (redis_web, prefix_web) = (redis.clone(), prefix.clone());
+    let web = TestApp::spawn_with(move |config| {
+        config.redis_url = Some(Secret::new(redis_web));
+        config.redis_prefix = prefix_web;
+        config.job_concurrency = 0;
+    })
+    .await;
+    let worker = TestApp::spawn_on(&web.database_url, |config| {
+        config.redis_url = Some(Secret::new(redis));
+        config.redis_prefix = prefix;
+    })
+    .await;
+    let ada = web.register("Ada").await;
+    let mut clients = Clients::start().await;
+    clients
+        .connect("ada", &web.address, Some(&ada.token), "websocket")
+        .await
+        .expect("connects");
+    let queued = crate::helpers::http()
+        .post(web.url("/api/v1/imports"))
+        .bearer_auth(&ada.token)
+        .header("content-type", "application/json")
+        .header("prefer", "respond-async")
+        .body(fixture("tagged.json"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(queued.status(), 202);
+    let job: Value = queued.json().await.unwrap();
+    let done = loop {
+        let message = clients
+            .next_of("ada", &["job"], Duration::from_secs(20))
+            .await
+            .expect("told through the bus");
+        if message["data"]["state"] == "done" {
+            break message["data"].clone();
+        }
+    };
+    assert_eq!(done["id"], job["id"]);
+    let id = job["id"].as_str().unwrap();
+    let status = worker.get(&format!("/api/v1/jobs/{id}"), &ada.token).await;
+    assert_eq!(status.body["result"], done["result"], "{}", status.text);
+    assert_eq!(
+        export(&web, &ada, &done["result"]).await,
+        fixture("tagged.json")
+    );
+}
+
+/// An import job run again after its commit (its instance died before
+/// recording the outcome) answers with what the first run made: the file
+/// is imported once.
+#[tokio::test]
+async fn an_import_job_run_twice_imports_once() {
+    let app = TestApp::spawn().await;
+    let ada = app.register("Ada").await;
+    let queued = crate::helpers::http()
+        .post(app.url("/api/v1/imports"))
+        .bearer_auth(&ada.token)
+        .header("content-type", "application/json")
+        .header("prefer", "respond-async")
+        .body(fixture("tagged.json"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(queued.status(), 202);
+    let job: Value = queued.json().await.unwrap();
+    let path = format!("/api/v1/jobs/{}", job["id"].as_str().unwrap());
+    let first = job_done(&app, &ada, &path).await;
+    let projects = app.get("/api/v1/projects", &ada.token).await.body["items"].clone();
+
+    // As if the instance had died between the commit and recording it.
+    sqlx::query(
+        "update jobs set state = 'queued', result = null, run_at = now() where job_id = $1",
+    )
+    .bind(uuid::Uuid::parse_str(job["id"].as_str().unwrap()).unwrap())
+    .execute(&app.db)
+    .await
+    .unwrap();
+    let second = job_done(&app, &ada, &path).await;
+    assert_eq!(second["result"], first["result"]);
+    assert_eq!(
+        app.get("/api/v1/projects", &ada.token).await.body["items"],
+        projects,
+        "no second set of projects"
+    );
+}
+
+/// The job at `path` once it is done.
+async fn job_done(app: &TestApp, user: &TestUser, path: &str) -> Value {
+    for _ in 0..400 {
+        let status = app.get(path, &user.token).await.body;
+        if status["state"] == "done" {
+            return status;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the job at {path} did not finish");
 }

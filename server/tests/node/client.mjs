@@ -25,6 +25,7 @@ function connect({ id, url, token, transports, reconnection, headers }) {
   socket.on('disconnect', (reason) => out({ id, type: 'disconnect', reason }));
   socket.on('event', (data) => out({ id, type: 'event', data }));
   socket.on('presence', (data) => out({ id, type: 'presence', data }));
+  socket.on('job', (data) => out({ id, type: 'job', data }));
 }
 
 const rl = readline.createInterface({ input: process.stdin });
