@@ -15,6 +15,47 @@ use crate::tasks_json::{
     fields_of, number, resolve_all, source_number, Fields, Format, Numbering, Position, TasksFile,
 };
 
+/// A project's tasks as an export reads them.
+pub trait ProjectState {
+    fn tasks(&self) -> &[Task];
+    /// Dependency entries of task `id` that named no task when it was
+    /// added from a task file, as the file wrote them (`12`, `12.3`): the
+    /// export keeps them, as it keeps a `tasks.json`'s.
+    fn kept_dependencies(&self, _id: i64) -> &[String] {
+        &[]
+    }
+}
+
+impl ProjectState for [Task] {
+    fn tasks(&self) -> &[Task] {
+        self
+    }
+}
+
+impl ProjectState for Vec<Task> {
+    fn tasks(&self) -> &[Task] {
+        self
+    }
+}
+
+/// Tasks with the dependency entries kept from the task files they came
+/// from (task id → entries).
+#[derive(Debug, Clone, Default)]
+pub struct TasksWithKept {
+    pub tasks: Vec<Task>,
+    pub kept: HashMap<i64, Vec<String>>,
+}
+
+impl ProjectState for TasksWithKept {
+    fn tasks(&self) -> &[Task] {
+        &self.tasks
+    }
+
+    fn kept_dependencies(&self, id: i64) -> &[String] {
+        self.kept.get(&id).map_or(&[], Vec::as_slice)
+    }
+}
+
 /// What a task's dependency entries point at, for rendering them.
 #[derive(Debug, Clone, Copy)]
 enum Label {
@@ -27,7 +68,7 @@ enum Label {
 /// The file, rebuilt from `projects`: the current tasks of each tag's
 /// project, in tag order (`None` for a project that no longer exists,
 /// whose tag is left out).
-pub fn export(file: &TasksFile, projects: &[Option<Vec<Task>>]) -> String {
+pub fn export<P: ProjectState>(file: &TasksFile, projects: &[Option<P>]) -> String {
     let mut root = file.root.clone();
     for (index, tasks) in projects.iter().enumerate().take(file.tags.len()) {
         match (file.format, tasks) {
@@ -49,7 +90,7 @@ pub fn export(file: &TasksFile, projects: &[Option<Vec<Task>>]) -> String {
 }
 
 /// One tag of the file as a legacy document (`{"tasks", "metadata"?}`).
-pub fn export_tag(file: &TasksFile, index: usize, tasks: &[Task]) -> String {
+pub fn export_tag<P: ProjectState + ?Sized>(file: &TasksFile, index: usize, tasks: &P) -> String {
     let mut document = Object::new();
     document.insert("tasks", Json::Array(rebuild(file.tasks_of(index), tasks)));
     if let Some(metadata) = file.tag_object(index).get("metadata") {
@@ -59,14 +100,20 @@ pub fn export_tag(file: &TasksFile, index: usize, tasks: &[Task]) -> String {
 }
 
 /// A project that did not come from a file, as Task Master would write it.
-pub fn export_new(tasks: &[Task]) -> String {
+pub fn export_new<P: ProjectState + ?Sized>(tasks: &P) -> String {
     let mut document = Object::new();
     document.insert("tasks", Json::Array(rebuild(&[], tasks)));
     json::print(&Json::Object(document), &Layout::default())
 }
 
 /// The `tasks` array for the current `tasks`, starting from `source`.
-fn rebuild(source: &[Json], tasks: &[Task]) -> Vec<Json> {
+fn rebuild<P: ProjectState + ?Sized>(source: &[Json], state: &P) -> Vec<Json> {
+    let tasks = state.tasks();
+    let kept: HashMap<i64, &[String]> = tasks
+        .iter()
+        .map(|task| (task.id, state.kept_dependencies(task.id)))
+        .filter(|(_, entries)| !entries.is_empty())
+        .collect();
     let numbering = number(source, None);
     let imported_edges = resolve_all(source, &numbering, "", &mut Vec::new());
     let by_id: HashMap<i64, &Task> = tasks.iter().map(|task| (task.id, task)).collect();
@@ -164,6 +211,7 @@ fn rebuild(source: &[Json], tasks: &[Task]) -> Vec<Json> {
         labels: &labels,
         id_json: &id_json,
         by_id: &by_id,
+        kept: &kept,
     };
     top.iter()
         .map(|task| {
@@ -200,6 +248,7 @@ struct Context<'a> {
     labels: &'a HashMap<i64, Label>,
     id_json: &'a HashMap<i64, Json>,
     by_id: &'a HashMap<i64, &'a Task>,
+    kept: &'a HashMap<i64, &'a [String]>,
 }
 
 impl Context<'_> {
@@ -331,10 +380,15 @@ impl Context<'_> {
             object.insert("testStrategy", Json::string(&task.test_strategy));
         }
         object.insert("status", Json::string(task.status.as_str()));
+        let kept = self.kept.get(&task.id).copied().unwrap_or_default();
         let dependencies = task
             .dependencies
             .iter()
             .map(|target| self.reference(task, *target))
+            .chain(kept.iter().map(|entry| match entry.parse::<u64>() {
+                Ok(number) => Json::unsigned(number),
+                Err(_) => Json::string(entry.as_str()),
+            }))
             .collect();
         object.insert("dependencies", Json::Array(dependencies));
         if task.parent_id.is_none() {
@@ -350,9 +404,9 @@ impl Context<'_> {
 /// The task files `task-master generate` would write for the project:
 /// `(file name, text)`, one per top-level task, from the same rebuilt
 /// tasks the export holds (`source`: the tag it came from, if any).
-pub fn task_files(
+pub fn task_files<P: ProjectState + ?Sized>(
     source: Option<(&TasksFile, usize)>,
-    tasks: &[Task],
+    tasks: &P,
     extension: &str,
 ) -> Vec<(String, String)> {
     let source_tasks = source

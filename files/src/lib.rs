@@ -15,7 +15,7 @@ pub mod json;
 pub mod task_file;
 mod tasks_json;
 
-pub use export::{export, export_new, export_tag, task_files};
+pub use export::{export, export_new, export_tag, task_files, ProjectState, TasksWithKept};
 pub use tasks_json::{
     priority_of, status_of, Format, PlannedTask, Position, TagPlan, TasksFile, MAX_DEPENDENCIES,
     MAX_KEPT_ID,

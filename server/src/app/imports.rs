@@ -3,7 +3,7 @@
 //! files added to a project.
 
 use protocol::{ImportResponse, ImportedProject};
-use taskmaster_files::{FileError, FileErrorKind, Position, TagPlan, TasksFile};
+use taskmaster_files::{FileError, FileErrorKind, Position, TagPlan, TasksFile, TasksWithKept};
 use uuid::Uuid;
 
 use super::{Actor, App, Need};
@@ -280,7 +280,7 @@ impl App {
                     other => other,
                 })?;
             if let Some(slot) = state.get_mut(position) {
-                *slot = Some(db::tasks::all(self.db(), project).await?);
+                *slot = Some(self.export_state(project).await?);
             }
         }
         Ok(taskmaster_files::export(&file, &state))
@@ -291,7 +291,7 @@ impl App {
     /// write it.
     pub async fn export_project(&self, actor: &Actor, project_id: &str) -> Result<String> {
         let access = self.authorize(actor, project_id, Need::Read).await?;
-        let tasks = db::tasks::all(self.db(), access.project).await?;
+        let tasks = self.export_state(access.project).await?;
         match db::imports::source_of(self.db(), access.project).await? {
             Some((source, position)) => {
                 let file = TasksFile::parse(source.as_bytes()).map_err(|error| {
@@ -304,6 +304,17 @@ impl App {
     }
 }
 
+impl App {
+    /// A project's tasks as the exports read them: with the dependency
+    /// entries task files gave that named nothing.
+    async fn export_state(&self, project: Uuid) -> Result<TasksWithKept> {
+        Ok(TasksWithKept {
+            tasks: db::tasks::all(self.db(), project).await?,
+            kept: db::tasks::kept_dependencies(self.db(), project).await?,
+        })
+    }
+}
+
 /// What a dependency entry of a task file names, among the tasks being
 /// added (by index in the batch) or those the project has.
 enum Named {
@@ -312,10 +323,19 @@ enum Named {
     Nothing,
 }
 
+/// A dependency entry longer than this is not a Task Master id: reported,
+/// not kept.
+const MAX_KEPT_ENTRY_CHARS: usize = 40;
+
 impl App {
     /// Adds one task file (and its subtasks) to a project as new tasks.
-    /// Dependencies on tasks that exist here, and among the file's own
-    /// subtasks, are kept; the others are reported in `warnings`.
+    ///
+    /// A dependency entry names, in this order: a subtask of the same file
+    /// (`7.2`, or a sibling's number from a subtask); a task an earlier task
+    /// file of the same plan added, by the id that file gave it; a task of
+    /// the project by its id. Entries that name nothing, the task itself or
+    /// close a cycle are reported in `warnings` and kept, as written, for
+    /// the exports; the file's own ids are kept so later files find them.
     pub async fn import_task_file(
         &self,
         actor: &Actor,
@@ -324,25 +344,33 @@ impl App {
     ) -> Result<protocol::TaskFileImport> {
         let access = self.authorize(actor, project_id, Need::Write).await?;
         let file = taskmaster_files::task_file::parse(text)?;
-        // Candidates among existing tasks: every bare number the file names.
-        let numbers: Vec<i64> = std::iter::once(&file.dependencies)
+        let own = file.id.to_string();
+        let lists: Vec<&Vec<String>> = std::iter::once(&file.dependencies)
             .chain(file.subtasks.iter().map(|subtask| &subtask.dependencies))
-            .flatten()
+            .collect();
+        let entries: Vec<String> = lists.iter().copied().flatten().cloned().collect();
+        let numbers: Vec<i64> = entries
+            .iter()
             .filter_map(|entry| entry.parse::<i64>().ok())
             .collect();
         let existing = db::tasks::existing_ids(self.db(), access.project, &numbers).await?;
+        let from_files = db::tasks::from_task_files(self.db(), access.project, &entries).await?;
         let sibling = |number: u64| {
             file.subtasks
                 .iter()
                 .position(|subtask| subtask.id == number)
         };
-        let own = file.id.to_string();
         let name = |entry: &str, from_subtask: bool| -> Named {
             if let Some((parent, sub)) = entry.split_once('.') {
-                return match (parent == own, sub.parse::<u64>().ok().and_then(sibling)) {
-                    (true, Some(index)) => Named::Batch(index + 1),
-                    _ => Named::Nothing,
-                };
+                if parent == own {
+                    return match sub.parse::<u64>().ok().and_then(sibling) {
+                        Some(index) => Named::Batch(index + 1),
+                        None => Named::Nothing,
+                    };
+                }
+                return from_files
+                    .get(entry)
+                    .map_or(Named::Nothing, |id| Named::Existing(*id));
             }
             let Ok(number) = entry.parse::<u64>() else {
                 return Named::Nothing;
@@ -351,6 +379,11 @@ impl App {
                 if let Some(index) = sibling(number) {
                     return Named::Batch(index + 1);
                 }
+            } else if entry == own {
+                return Named::Batch(0);
+            }
+            if let Some(id) = from_files.get(entry) {
+                return Named::Existing(*id);
             }
             match i64::try_from(number) {
                 Ok(id) if existing.contains(&id) => Named::Existing(id),
@@ -358,33 +391,41 @@ impl App {
             }
         };
         let mut warnings = Vec::new();
-        let mut batch = Vec::with_capacity(1 + file.subtasks.len());
-        let mut edges: Vec<Vec<usize>> = vec![Vec::new(); 1 + file.subtasks.len()];
-        let entries = std::iter::once((0, None, &file.dependencies)).chain(
-            file.subtasks
-                .iter()
-                .enumerate()
-                .map(|(index, subtask)| (index + 1, Some(subtask.id), &subtask.dependencies)),
-        );
-        let mut existing_of = vec![Vec::new(); 1 + file.subtasks.len()];
-        for (at, subtask, list) in entries {
+        let count = 1 + file.subtasks.len();
+        let mut edges: Vec<Vec<usize>> = vec![Vec::new(); count];
+        let mut existing_of = vec![Vec::new(); count];
+        let mut kept_of: Vec<Vec<String>> = vec![Vec::new(); count];
+        let subtask_ids = std::iter::once(None).chain(file.subtasks.iter().map(|s| Some(s.id)));
+        for ((at, subtask), list) in subtask_ids.enumerate().zip(&lists) {
             let whose = match subtask {
                 Some(sub) => format!("subtask {own}.{sub}"),
                 None => format!("task {own}"),
             };
-            for entry in list {
-                match name(entry, subtask.is_some()) {
-                    Named::Existing(id) => existing_of[at].push(id),
-                    Named::Batch(target) if target == at => warnings.push(format!(
-                        "{whose}: dependency {entry} is the task itself; left out"
-                    )),
-                    Named::Batch(target) if reaches(&edges, target, at) => warnings.push(format!(
-                        "{whose}: dependency {entry} would close a dependency cycle; left out"
-                    )),
-                    Named::Batch(target) => edges[at].push(target),
-                    Named::Nothing => warnings.push(format!(
-                        "{whose}: dependency {entry} names no task of this project; left out"
-                    )),
+            for entry in list.iter() {
+                let why = match name(entry, subtask.is_some()) {
+                    Named::Existing(id) => {
+                        existing_of[at].push(id);
+                        continue;
+                    }
+                    Named::Batch(target) if target == at => "is the task itself",
+                    Named::Batch(target) if reaches(&edges, target, at) => {
+                        "would close a dependency cycle"
+                    }
+                    Named::Batch(target) => {
+                        edges[at].push(target);
+                        continue;
+                    }
+                    Named::Nothing => "names no task of this project",
+                };
+                let keep = entry.chars().count() <= MAX_KEPT_ENTRY_CHARS
+                    && kept_of[at].len() < rules::MAX_DEPENDENCIES;
+                if keep {
+                    kept_of[at].push(entry.clone());
+                    warnings.push(format!(
+                        "{whose}: dependency {entry} {why}; kept for export"
+                    ));
+                } else {
+                    warnings.push(format!("{whose}: dependency {entry} {why}; left out"));
                 }
             }
         }
@@ -405,6 +446,7 @@ impl App {
             assignee_id: None,
             parent_id: None,
         };
+        let mut batch = Vec::with_capacity(count);
         batch.push(db::tasks::BatchTask {
             new: new_task(
                 &file.title,
@@ -417,6 +459,10 @@ impl App {
             ),
             parent: None,
             batch_dependencies: std::mem::take(&mut edges[0]),
+            origin: Some(db::tasks::Origin {
+                source_id: own.clone(),
+                kept_dependencies: std::mem::take(&mut kept_of[0]),
+            }),
         });
         for (index, subtask) in file.subtasks.iter().enumerate() {
             batch.push(db::tasks::BatchTask {
@@ -431,6 +477,10 @@ impl App {
                 ),
                 parent: Some(0),
                 batch_dependencies: std::mem::take(&mut edges[index + 1]),
+                origin: Some(db::tasks::Origin {
+                    source_id: format!("{own}.{}", subtask.id),
+                    kept_dependencies: std::mem::take(&mut kept_of[index + 1]),
+                }),
             });
         }
         let (tasks, events) =
@@ -447,7 +497,7 @@ impl App {
         extension: &str,
     ) -> Result<Vec<(String, String)>> {
         let access = self.authorize(actor, project_id, Need::Read).await?;
-        let tasks = db::tasks::all(self.db(), access.project).await?;
+        let tasks = self.export_state(access.project).await?;
         let source = db::imports::source_of(self.db(), access.project).await?;
         let file = match &source {
             Some((source, _)) => Some(TasksFile::parse(source.as_bytes()).map_err(|error| {

@@ -1,6 +1,6 @@
 //! Tasks: reads, and writes through [`ProjectWrite`] so every change is logged.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use protocol::{event_type, NewTask, Task, TaskPatch, TaskStatus};
 use sqlx::postgres::PgArguments;
@@ -834,6 +834,16 @@ pub struct BatchTask {
     pub new: NewTask,
     pub parent: Option<usize>,
     pub batch_dependencies: Vec<usize>,
+    /// Where it came from, for a task added from a task file.
+    pub origin: Option<Origin>,
+}
+
+/// A task file's word on one of its tasks (table `task_origins`).
+pub struct Origin {
+    /// The id the file gave it: `7`, `7.2` for a subtask.
+    pub source_id: String,
+    /// Dependency entries that named no task, as written; the exports keep them.
+    pub kept_dependencies: Vec<String>,
 }
 
 /// Creates `batch` in one transaction, in order, each with the next id and
@@ -875,9 +885,55 @@ pub async fn create_batch(
             .fetch_one(&mut *write.tx)
             .await?;
         let task = Task::try_from(row)?;
+        if let Some(origin) = &item.origin {
+            sqlx::query(
+                "insert into task_origins (project_id, task_id, source_id, kept_dependencies)
+                 values ($1, $2, $3, $4)",
+            )
+            .bind(project)
+            .bind(task.id)
+            .bind(&origin.source_id)
+            .bind(&origin.kept_dependencies)
+            .execute(&mut *write.tx)
+            .await?;
+        }
         write.record(event_type::TASK_CREATED, &task).await?;
         created.push(task);
     }
     let events = write.commit().await?;
     Ok((created, events))
+}
+
+/// The tasks of `project` that task files gave one of `source_ids`
+/// (source id → task id; the latest added wins should a file come twice).
+pub async fn from_task_files(
+    pool: &PgPool,
+    project: Uuid,
+    source_ids: &[String],
+) -> Result<HashMap<String, i64>> {
+    if source_ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows: Vec<(String, i64)> = sqlx::query_as(
+        "select source_id, task_id from task_origins
+          where project_id = $1 and source_id = any($2)
+          order by task_id",
+    )
+    .bind(project)
+    .bind(source_ids)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().collect())
+}
+
+/// The dependency entries kept from task files, per task of `project`.
+pub async fn kept_dependencies(pool: &PgPool, project: Uuid) -> Result<HashMap<i64, Vec<String>>> {
+    let rows: Vec<(i64, Vec<String>)> = sqlx::query_as(
+        "select task_id, kept_dependencies from task_origins
+          where project_id = $1 and cardinality(kept_dependencies) > 0",
+    )
+    .bind(project)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().collect())
 }

@@ -698,3 +698,96 @@ async fn job_done(app: &TestApp, user: &TestUser, path: &str) -> Value {
     }
     panic!("the job at {path} did not finish");
 }
+
+/// A task file as `task-master generate` writes one, with one subtask.
+fn task_file(id: u64, title: &str, dependencies: &str, subtask_dependencies: &str) -> String {
+    format!(
+        "# Task ID: {id}\n# Title: {title}\n# Status: pending\n# Dependencies: {dependencies}\n\
+         # Priority: high\n# Description: {title}.\n# Details:\nDo it.\n\n# Test Strategy:\nCheck it.\n\n\
+         # Subtasks:\n## 1. First step of {title} [pending]\n### Dependencies: {subtask_dependencies}\n\
+         ### Description: A step.\n### Details:\nStep.\n"
+    )
+}
+
+/// Task files of one plan, added one after the other, find each other by
+/// the ids the plan gave them (task and `P.S` subtask notation); entries
+/// that name nothing are reported and kept for the exports.
+#[tokio::test]
+async fn task_files_of_one_plan_find_each_other_and_keep_what_names_nothing() {
+    let app = TestApp::spawn().await;
+    let ada = app.register("Ada").await;
+    let project = app.create_project(&ada, "Plan").await;
+    let path = format!("/api/v1/projects/{project}/imports");
+    let add = |text: String| {
+        let app = &app;
+        let ada = &ada;
+        let path = path.clone();
+        async move {
+            let response = send(app, Method::POST, &path, ada, "text/plain", text).await;
+            let response = crate::helpers::Response::read(response).await;
+            assert_eq!(response.status, 201, "{}", response.text);
+            response.body
+        }
+    };
+
+    // Task 7 of the plan depends on 3 and its subtask on 42.9: neither is here.
+    let seven = add(task_file(7, "Seven", "3", "42.9")).await;
+    let warnings = seven["warnings"].to_string();
+    assert!(
+        warnings.contains("task 7: dependency 3 names no task of this project; kept for export")
+            && warnings.contains(
+                "subtask 7.1: dependency 42.9 names no task of this project; kept for export"
+            ),
+        "{warnings}"
+    );
+    let (seven_id, seven_sub) = (
+        seven["tasks"][0]["id"].as_i64().unwrap(),
+        seven["tasks"][1]["id"].as_i64().unwrap(),
+    );
+    assert_eq!(seven["tasks"][0]["dependencies"], json!([]));
+
+    // Task 8 names 7 and 7.1 by the plan's ids: they resolve to what 7 became.
+    let eight = add(task_file(8, "Eight", "7", "7.1, 8.1")).await;
+    assert_eq!(eight["tasks"][0]["dependencies"], json!([seven_id]));
+    assert_eq!(eight["tasks"][1]["dependencies"], json!([seven_sub]));
+    assert!(
+        eight["warnings"]
+            .to_string()
+            .contains("subtask 8.1: dependency 8.1 is the task itself; kept for export"),
+        "{}",
+        eight["warnings"]
+    );
+
+    // The exports keep the entries that named nothing, as the files wrote them.
+    let (status, text) = text(
+        &app,
+        &ada,
+        &format!("/api/v1/projects/{project}/tasks.json"),
+    )
+    .await;
+    assert_eq!(status, 200, "{text}");
+    let document: Value = serde_json::from_str(&text).unwrap();
+    let tasks = document["tasks"].as_array().unwrap();
+    assert_eq!(tasks[0]["dependencies"], json!([3]));
+    assert_eq!(tasks[0]["subtasks"][0]["dependencies"], json!(["42.9"]));
+    assert_eq!(tasks[1]["dependencies"], json!([seven_id]));
+    let response = crate::helpers::http()
+        .get(app.url(&format!("/api/v1/projects/{project}/task-files")))
+        .bearer_auth(&ada.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let bytes = response.bytes().await.unwrap();
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes.to_vec())).unwrap();
+    let mut generated = String::new();
+    archive
+        .by_name(&format!("tasks/task_{seven_id:03}.txt"))
+        .unwrap()
+        .read_to_string(&mut generated)
+        .unwrap();
+    assert!(
+        generated.contains("# Dependencies: 3\n") && generated.contains("### Dependencies: 42.9\n"),
+        "{generated}"
+    );
+}
