@@ -713,11 +713,20 @@ async fn import(cli: &Cli, file: &std::path::Path, name: Option<&str>) -> Outcom
             media,
         )
     };
-    let answer: Value = session
-        .signed_in()?
-        .send_bytes(Method::POST, &path, content_type, bytes)
+    let in_background = is_tasks_json && bytes.len() > IMPORT_IN_BACKGROUND_BYTES;
+    let prefer: &[(&str, &str)] = if in_background {
+        &[("prefer", "respond-async")]
+    } else {
+        &[]
+    };
+    let client = session.signed_in()?;
+    let mut answer: Value = client
+        .send_bytes(Method::POST, &path, content_type, bytes, prefer)
         .await
         .map_err(anyhow::Error::from)?;
+    if in_background && answer["kind"] == "import" {
+        answer = import_job_result(client, &answer, session.json).await?;
+    }
     if session.json {
         return output::json(&answer);
     }
@@ -748,6 +757,48 @@ async fn import(cli: &Cli, file: &std::path::Path, name: Option<&str>) -> Outcom
         eprintln!("warning: {}", warning.as_str().unwrap_or(""));
     }
     Ok(())
+}
+
+/// A `tasks.json` larger than this is imported by a background job, whose
+/// progress `tm import` prints.
+const IMPORT_IN_BACKGROUND_BYTES: usize = 1024 * 1024;
+/// How long `tm import` follows a background import before leaving it be.
+const IMPORT_JOB_PATIENCE: Duration = Duration::from_secs(600);
+
+/// Follows an import job until it ends, printing its progress (unless the
+/// output is JSON); its result, the body an import in the request gives.
+async fn import_job_result(client: &Client, job: &Value, quiet: bool) -> anyhow::Result<Value> {
+    let path = format!("/api/v1/jobs/{}", job["id"].as_str().unwrap_or_default());
+    let mut last = None;
+    let deadline = tokio::time::Instant::now() + IMPORT_JOB_PATIENCE;
+    loop {
+        if tokio::time::Instant::now() > deadline {
+            anyhow::bail!("the import is still running; its status is at {path}");
+        }
+        let status: Value = client
+            .send(Method::GET, &path, None::<&()>)
+            .await
+            .map_err(anyhow::Error::from)?;
+        match status["state"].as_str() {
+            Some("done") => return Ok(status["result"].clone()),
+            Some("dead") => anyhow::bail!(
+                "the import failed: {}",
+                status["last_error"].as_str().unwrap_or("no reason given")
+            ),
+            _ => {}
+        }
+        let progress = (
+            status["progress"]["tasks_done"].as_u64(),
+            status["progress"]["tasks_total"].as_u64(),
+        );
+        if let (false, (Some(done), Some(total))) = (quiet, progress) {
+            if last != Some(done) {
+                eprintln!("importing: {done} of {total} tasks");
+                last = Some(done);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }
 
 /// Prints the project's events; on a drop, reconnects and re-joins from

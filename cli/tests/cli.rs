@@ -391,3 +391,64 @@ async fn watch_prints_changes_live_and_an_api_token_drives_it() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+/// A `tasks.json` over a megabyte is imported by a background job that
+/// `tm import` follows to its end: the same answer, the same plan.
+#[tokio::test]
+async fn a_large_file_imports_in_the_background() {
+    let server = Server::start().await;
+    register(&server, "ada@example.com").await;
+    let tm = Tm::new();
+    let login = tm
+        .run(
+            &["login", "--url", &server.url, "--email", "ada@example.com"],
+            &[("TM_PASSWORD", "correct horse battery")],
+        )
+        .await;
+    assert!(login.status.success());
+    let details = "Implementation notes. ".repeat(40);
+    let tasks: Vec<Value> = (1..=1_500)
+        .map(|id| {
+            serde_json::json!({"id": id, "title": format!("Task {id}"), "description": "",
+            "details": details, "testStrategy": "", "status": "pending", "priority": "medium",
+            "dependencies": [], "subtasks": []})
+        })
+        .collect();
+    let text = serde_json::to_string_pretty(&serde_json::json!({ "tasks": tasks })).unwrap();
+    assert!(text.len() > 1024 * 1024, "{} bytes", text.len());
+    let file = tm.config.path().join("tasks.json");
+    std::fs::write(&file, &text).unwrap();
+
+    let output = tm.run(&["import", file.to_str().unwrap()], &[]).await;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stdout.contains("(1500 tasks)"), "{stdout}");
+    let import = stdout
+        .split_whitespace()
+        .nth(2)
+        .expect("imported as <id>")
+        .to_owned();
+
+    // It ran as a job, and the import's file comes back whole.
+    let database = format!(
+        "{}/{}",
+        admin_url().rsplit_once('/').unwrap().0,
+        server.database
+    );
+    let mut connection = PgConnectOptions::from_str(&database)
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let jobs: Vec<(String, Value)> =
+        sqlx::query_as("select state, result from jobs where kind = 'import'")
+            .fetch_all(&mut connection)
+            .await
+            .unwrap();
+    assert_eq!(jobs.len(), 1, "{jobs:?}");
+    assert_eq!(jobs[0].0, "done");
+    assert_eq!(jobs[0].1["id"], import.as_str());
+    let exported = tm.ok(&["export", "--import", &import]).await;
+    assert_eq!(exported.trim_end(), text);
+}

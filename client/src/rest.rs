@@ -190,13 +190,14 @@ impl Client {
     }
 
     /// A call whose body is given as bytes of `content_type` (a file to
-    /// import), answered with JSON.
+    /// import), with extra headers (`Prefer`, say), answered with JSON.
     pub async fn send_bytes<T: DeserializeOwned>(
         &self,
         method: Method,
         path: &str,
         content_type: &str,
         body: Vec<u8>,
+        headers: &[(&str, &str)],
     ) -> Result<T, ApiError> {
         let mut request = self
             .http
@@ -205,6 +206,9 @@ impl Client {
             .body(body);
         if let Some(token) = &self.token {
             request = request.bearer_auth(token);
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
         }
         answer(request)
             .await?
