@@ -166,6 +166,8 @@ impl App {
         )
         .await?
         .ok_or_else(|| Error::Internal(anyhow::anyhow!("an import job was not queued")))?;
+        drop(connection);
+        self.job_queued();
         metrics::counter!("imports_queued_total").increment(1);
         tracing::info!(%job, tasks = checked.task_count(), "import queued");
         self.job(actor, &job.to_string()).await
@@ -178,10 +180,10 @@ impl App {
         &self,
         owner: Uuid,
         import_id: Uuid,
+        checked: &CheckedImport,
         job: &ImportJob,
         inserted: &(dyn Fn(usize) + Sync),
     ) -> Result<ImportResponse> {
-        let checked = CheckedImport::check(job.source.as_bytes())?;
         if db::imports::exists(self.db(), import_id).await? {
             let counts: Vec<usize> = checked.plans.iter().map(|plan| plan.tasks.len()).collect();
             let projects = db::imports::projects_of(self.db(), import_id)
@@ -203,7 +205,7 @@ impl App {
         self.commit_import(
             owner,
             import_id,
-            &checked,
+            checked,
             &job.source,
             job.name.as_deref(),
             inserted,

@@ -81,6 +81,9 @@ struct Inner {
     /// project: the least a replica must have replayed to answer a read
     /// here (the cache's stamp adds what other instances committed).
     known_seqs: moka::sync::Cache<Uuid, i64>,
+    /// Wakes this instance's idle job worker when a job is queued here, so
+    /// it starts now rather than at its next poll.
+    jobs_queued: tokio::sync::Notify,
 }
 
 impl App {
@@ -110,6 +113,7 @@ impl App {
                 .max_capacity(100_000)
                 .time_to_idle(std::time::Duration::from_secs(3600))
                 .build(),
+            jobs_queued: tokio::sync::Notify::new(),
         }))
     }
 
@@ -224,6 +228,16 @@ impl App {
         for listener in self.listeners() {
             listener.sessions_ended(token_hashes.clone()).await;
         }
+    }
+
+    /// A job was queued (and committed) here: wake the local worker.
+    pub fn job_queued(&self) {
+        self.0.jobs_queued.notify_one();
+    }
+
+    /// Resolves when a job is queued here (or was since the last call).
+    pub async fn next_job_queued(&self) {
+        self.0.jobs_queued.notified().await;
     }
 
     /// Tells `user`'s open connections that their job `job` moved on.

@@ -155,6 +155,7 @@ impl App {
         )
         .await?
         .ok_or_else(|| Error::Internal(anyhow::anyhow!("a redelivery job was not queued")))?;
+        self.job_queued();
         self.job(actor, &job.to_string()).await
     }
 

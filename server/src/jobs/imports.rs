@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use serde::Deserialize as _;
 use serde_json::json;
 use tokio::sync::watch;
 
@@ -16,21 +17,22 @@ use crate::error::{Error, Result};
 const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 
 pub async fn run(context: &Context<'_>) -> Result<Outcome> {
-    let job: ImportJob = serde_json::from_value(context.job.payload.clone())
+    let job = ImportJob::deserialize(&context.job.payload)
         .map_err(|error| Error::Internal(anyhow::anyhow!("an import job's payload: {error}")))?;
     let Some(owner) = context.job.created_by else {
         return Err(Error::Internal(anyhow::anyhow!(
             "an import job without the user who asked for it"
         )));
     };
-    let total = crate::app::imports::CheckedImport::check(job.source.as_bytes())?.task_count();
+    let checked = crate::app::imports::CheckedImport::check(job.source.as_bytes())?;
+    let total = checked.task_count();
     context
         .progress(json!({"tasks_done": 0, "tasks_total": total}))
         .await?;
 
     // The import sends its count into a watch (one value, never more);
-    // the reporter below tells the latest of it every PROGRESS_EVERY and
-    // keeps the lease, until the import ends and drops the sender.
+    // the reporter below tells it at most every PROGRESS_EVERY and keeps
+    // the lease, until the import ends and drops the sender.
     let (counted, mut count) = watch::channel(0usize);
     let import = async move {
         let inserted = move |done: usize| {
@@ -38,11 +40,20 @@ pub async fn run(context: &Context<'_>) -> Result<Outcome> {
         };
         context
             .app
-            .run_import_job(owner, context.job.job_id, &job, &inserted)
+            .run_import_job(owner, context.job.job_id, &checked, &job, &inserted)
             .await
     };
     let report = async {
+        // The first count is told at once; later ones at most every
+        // PROGRESS_EVERY.
+        let mut told_at: Option<tokio::time::Instant> = None;
         while count.changed().await.is_ok() {
+            // Counts that come sooner are skipped, not waited for: the
+            // import's end is never held back by a pause here.
+            if told_at.is_some_and(|at| at.elapsed() < PROGRESS_EVERY) {
+                continue;
+            }
+            told_at = Some(tokio::time::Instant::now());
             let done = *count.borrow_and_update();
             let told = context
                 .progress(json!({"tasks_done": done, "tasks_total": total}))
@@ -50,7 +61,6 @@ pub async fn run(context: &Context<'_>) -> Result<Outcome> {
             if let Err(error) = told.and(context.keep().await.map(|_| ())) {
                 tracing::debug!(%error, "could not record an import's progress");
             }
-            tokio::time::sleep(PROGRESS_EVERY).await;
         }
     };
     let (imported, ()) = tokio::join!(import, report);

@@ -327,7 +327,10 @@ pub async fn work_forever(app: App, worker: String) {
             }
         };
         if claimed.is_empty() {
-            tokio::time::sleep(settings.poll).await;
+            tokio::select! {
+                () = tokio::time::sleep(settings.poll) => {}
+                () = app.next_job_queued() => {}
+            }
             continue;
         }
         for job in claimed {
