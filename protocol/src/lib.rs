@@ -421,6 +421,81 @@ pub struct SocketUpdateTask {
     pub if_match: Option<i64>,
 }
 
+/// Body of `POST /api/v1/projects/{project_id}/tasks/bulk`: one change to
+/// many tasks, applied as one change set (one transaction, one event per
+/// task changed, in the order of `task_ids`; refused whole, nothing
+/// changed, if any task refuses it).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct BulkChange {
+    /// The tasks: 1 to 500 distinct ids.
+    #[cfg_attr(feature = "openapi", schema(min_items = 1, max_items = 500))]
+    pub task_ids: Vec<i64>,
+    /// Fields to set on every one of them. Exactly one of `set` and
+    /// `delete` is given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub set: Option<BulkSet>,
+    /// `true`: delete them (with their subtasks; tasks depending on them
+    /// lose those dependencies).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delete: Option<bool>,
+    /// The version of each task the caller chose it at (task id, as a
+    /// string key, → version): a task at another version refuses the whole
+    /// change with a 412, as `If-Match` does for one task.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub if_versions: Option<std::collections::BTreeMap<String, i64>>,
+}
+
+/// What a bulk change sets: any of the status, the priority, the assignee
+/// (`null` to unassign).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct BulkSet {
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub status: Option<TaskStatus>,
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub priority: Option<Priority>,
+    #[serde(
+        default,
+        deserialize_with = "present_or_null",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub assignee_id: Option<Option<String>>,
+}
+
+/// The answer to a bulk change.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct BulkResult {
+    /// For `set`: every task asked for, as it is now, in the order asked
+    /// (those already as asked are unchanged and have no event).
+    pub tasks: Vec<Task>,
+    /// For `delete`: the ids deleted, subtasks included, in event order.
+    pub deleted: Vec<i64>,
+    /// The seq of the change set's last event; absent when nothing changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<i64>,
+}
+
+/// Client → server `task:bulk`: a [`BulkChange`] to a project.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SocketBulkChange {
+    pub project_id: String,
+    pub change: BulkChange,
+}
+
 /// Client → server `task:delete`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -2,7 +2,11 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use protocol::{EventPage, NewTask, Task, TaskPage, TaskPatch, TaskStatus};
+use std::collections::{HashMap, HashSet};
+
+use protocol::{
+    BulkChange, BulkResult, BulkSet, EventPage, NewTask, Task, TaskPage, TaskPatch, TaskStatus,
+};
 use uuid::Uuid;
 
 use super::{access, Actor, App, Need};
@@ -119,6 +123,35 @@ impl App {
             db::tasks::delete(self.db(), access.project, actor.id, task_id, if_match).await?;
         self.after_commit(events).await;
         Ok(())
+    }
+
+    /// Applies one change to many tasks as one change set: checked whole,
+    /// written in one transaction, one event per task changed.
+    pub async fn bulk_change(
+        &self,
+        actor: &Actor,
+        project_id: &str,
+        change: BulkChange,
+    ) -> Result<BulkResult> {
+        let access = self.authorize(actor, project_id, Need::Write).await?;
+        let checked = CheckedBulk::new(change)?;
+        let (tasks, deleted, events) = db::tasks::bulk(
+            self.db(),
+            access.project,
+            actor.id,
+            &checked.ids,
+            &checked.change,
+            &checked.if_versions,
+        )
+        .await?;
+        let seq = events.last().map(|event| event.seq);
+        metrics::counter!("bulk_changes_total").increment(1);
+        self.after_commit(events).await;
+        Ok(BulkResult {
+            tasks,
+            deleted,
+            seq,
+        })
     }
 
     /// One task. `seen` is a seq the caller says it has seen: the answer
@@ -330,6 +363,75 @@ impl App {
         }
         let items = db::events::since(self.db(), access.project, since, limit).await?;
         Ok(EventPage { items, latest_seq })
+    }
+}
+
+/// A bulk change checked as a whole before anything is read.
+struct CheckedBulk {
+    ids: Vec<i64>,
+    change: db::tasks::Bulk,
+    if_versions: HashMap<i64, i64>,
+}
+
+impl CheckedBulk {
+    fn new(change: BulkChange) -> Result<CheckedBulk> {
+        let ids = change.task_ids;
+        if ids.is_empty() || ids.len() > db::tasks::MAX_BULK_TASKS {
+            return Err(Error::validation(format!(
+                "task_ids must name 1 to {} tasks, not {}",
+                db::tasks::MAX_BULK_TASKS,
+                ids.len()
+            )));
+        }
+        let mut named = HashSet::with_capacity(ids.len());
+        if let Some(twice) = ids.iter().find(|id| !named.insert(**id)) {
+            return Err(Error::validation(format!(
+                "task {twice} is named twice in task_ids"
+            )));
+        }
+        let bulk =
+            match (change.set, change.delete) {
+                (Some(_), Some(true)) => {
+                    return Err(Error::validation(
+                        "give either `set` or `delete: true`, not both",
+                    ))
+                }
+                (Some(set), _) => {
+                    if set == BulkSet::default() {
+                        return Err(Error::validation(
+                            "`set` names no field: give status, priority or assignee_id",
+                        ));
+                    }
+                    db::tasks::Bulk::Set(TaskPatch {
+                        status: set.status,
+                        priority: set.priority,
+                        assignee_id: set.assignee_id,
+                        ..TaskPatch::default()
+                    })
+                }
+                (None, Some(true)) => db::tasks::Bulk::Delete,
+                (None, _) => return Err(Error::validation(
+                    "nothing to do: give `set` (status, priority, assignee_id) or `delete: true`",
+                )),
+            };
+        let mut if_versions = HashMap::new();
+        for (key, version) in change.if_versions.unwrap_or_default() {
+            let id = key
+                .parse::<i64>()
+                .ok()
+                .filter(|id| named.contains(id))
+                .ok_or_else(|| {
+                    Error::validation(format!(
+                        "if_versions names {key:?}, which is not one of task_ids"
+                    ))
+                })?;
+            if_versions.insert(id, version);
+        }
+        Ok(CheckedBulk {
+            ids,
+            change: bulk,
+            if_versions,
+        })
     }
 }
 

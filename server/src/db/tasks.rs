@@ -407,6 +407,80 @@ fn write_fields<'q>(
         .bind(fields.parent_id)
 }
 
+/// A patch with what needs no database checked: done before the project's
+/// lock is taken.
+struct CheckedPatch {
+    title: Option<String>,
+    description: Option<String>,
+    details: Option<String>,
+    test_strategy: Option<String>,
+    status: Option<protocol::TaskStatus>,
+    priority: Option<protocol::Priority>,
+    dependencies: Option<Vec<i64>>,
+    assignee: Option<Option<Uuid>>,
+    parent: Option<Option<i64>>,
+}
+
+impl CheckedPatch {
+    fn new(patch: &TaskPatch, task_id: i64) -> Result<CheckedPatch> {
+        let text = |field: &'static str, value: &Option<String>| {
+            value
+                .as_deref()
+                .map(|text| rules::long_text(field, text))
+                .transpose()
+        };
+        Ok(CheckedPatch {
+            title: patch.title.as_deref().map(rules::title).transpose()?,
+            description: text("description", &patch.description)?,
+            details: text("details", &patch.details)?,
+            test_strategy: text("test_strategy", &patch.test_strategy)?,
+            status: patch.status,
+            priority: patch.priority,
+            dependencies: patch
+                .dependencies
+                .as_deref()
+                .map(|ids| rules::dependency_list(ids, Some(task_id)))
+                .transpose()?,
+            assignee: patch
+                .assignee_id
+                .as_ref()
+                .map(|id| assignee(id.as_deref()))
+                .transpose()?,
+            parent: patch.parent_id,
+        })
+    }
+
+    /// `old` with this patch written over it.
+    fn apply(&self, old: &Fields) -> Fields {
+        let mut fields = old.clone();
+        let replace = |slot: &mut String, value: &Option<String>| {
+            if let Some(value) = value {
+                slot.clone_from(value);
+            }
+        };
+        replace(&mut fields.title, &self.title);
+        replace(&mut fields.description, &self.description);
+        replace(&mut fields.details, &self.details);
+        replace(&mut fields.test_strategy, &self.test_strategy);
+        if let Some(status) = self.status {
+            fields.status = status;
+        }
+        if let Some(priority) = self.priority {
+            fields.priority = priority;
+        }
+        if let Some(dependencies) = &self.dependencies {
+            fields.dependencies.clone_from(dependencies);
+        }
+        if let Some(assignee) = self.assignee {
+            fields.assignee_id = assignee;
+        }
+        if let Some(parent) = self.parent {
+            fields.parent_id = parent;
+        }
+        fields
+    }
+}
+
 /// Applies `patch` to a task. `if_match` is the version the client last saw;
 /// a different current version is a 412 and nothing changes. A patch that
 /// changes nothing returns the task as it is, with no new version or event.
@@ -419,71 +493,32 @@ pub async fn update(
     patch: TaskPatch,
     if_match: Option<i64>,
 ) -> Result<(Task, Vec<protocol::Event>)> {
-    // Validate what needs no database before taking the lock.
-    let title = patch.title.as_deref().map(rules::title).transpose()?;
-    let description = patch
-        .description
-        .as_deref()
-        .map(|text| rules::long_text("description", text))
-        .transpose()?;
-    let details = patch
-        .details
-        .as_deref()
-        .map(|text| rules::long_text("details", text))
-        .transpose()?;
-    let test_strategy = patch
-        .test_strategy
-        .as_deref()
-        .map(|text| rules::long_text("test_strategy", text))
-        .transpose()?;
-    let new_dependencies = patch
-        .dependencies
-        .as_deref()
-        .map(|ids| rules::dependency_list(ids, Some(task_id)))
-        .transpose()?;
-    let new_assignee = patch
-        .assignee_id
-        .as_ref()
-        .map(|id| assignee(id.as_deref()))
-        .transpose()?;
-
+    let checked = CheckedPatch::new(&patch, task_id)?;
     let mut write = ProjectWrite::begin(pool, project, actor).await?;
-    let current = fetch_for_update(&mut write, task_id).await?;
-    check_version(&current, if_match)?;
+    let (task, changed) = patch_in(&mut write, task_id, &checked, if_match).await?;
+    if !changed {
+        return Ok((task, Vec::new()));
+    }
+    let events = write.commit().await?;
+    Ok((task, events))
+}
 
+/// Patches one task within `write`, recording its event; the task as it is
+/// now, and whether it changed.
+async fn patch_in(
+    write: &mut ProjectWrite,
+    task_id: i64,
+    patch: &CheckedPatch,
+    if_match: Option<i64>,
+) -> Result<(Task, bool)> {
+    let current = fetch_for_update(write, task_id).await?;
+    check_version(&current, if_match)?;
     let old = Fields::of(&current)?;
-    let mut fields = old.clone();
-    if let Some(title) = title {
-        fields.title = title;
-    }
-    if let Some(description) = description {
-        fields.description = description;
-    }
-    if let Some(details) = details {
-        fields.details = details;
-    }
-    if let Some(test_strategy) = test_strategy {
-        fields.test_strategy = test_strategy;
-    }
-    if let Some(status) = patch.status {
-        fields.status = status;
-    }
-    if let Some(priority) = patch.priority {
-        fields.priority = priority;
-    }
-    if let Some(dependencies) = new_dependencies {
-        fields.dependencies = dependencies;
-    }
-    if let Some(assignee) = new_assignee {
-        fields.assignee_id = assignee;
-    }
-    if let Some(parent) = patch.parent_id {
-        fields.parent_id = parent;
-    }
+    let fields = patch.apply(&old);
     if fields == old {
-        return Ok((current, Vec::new()));
+        return Ok((current, false));
     }
-    check_references(&mut write, Some(task_id), &fields, Some(&old)).await?;
+    check_references(write, Some(task_id), &fields, Some(&old)).await?;
 
     let row = write_fields(
         sqlx::query_as(concat!(
@@ -495,7 +530,7 @@ pub async fn update(
             columns!(),
             ""
         )),
-        project,
+        write.project,
         task_id,
         &fields,
     )
@@ -503,8 +538,7 @@ pub async fn update(
     .await?;
     let task = Task::try_from(row)?;
     write.record(event_type::TASK_UPDATED, &task).await?;
-    let events = write.commit().await?;
-    Ok((task, events))
+    Ok((task, true))
 }
 
 /// Deletes a task and its subtasks, and strips them from every other task's
@@ -518,7 +552,19 @@ pub async fn delete(
     if_match: Option<i64>,
 ) -> Result<Vec<protocol::Event>> {
     let mut write = ProjectWrite::begin(pool, project, actor).await?;
-    let current = fetch_for_update(&mut write, task_id).await?;
+    delete_in(&mut write, task_id, if_match).await?;
+    write.commit().await
+}
+
+/// Deletes one task within `write` as [`delete`] does, recording the
+/// events; the ids deleted (its subtasks, then itself).
+async fn delete_in(
+    write: &mut ProjectWrite,
+    task_id: i64,
+    if_match: Option<i64>,
+) -> Result<Vec<i64>> {
+    let project = write.project;
+    let current = fetch_for_update(write, task_id).await?;
     check_version(&current, if_match)?;
 
     // Subtasks first: the parent foreign key needs them gone before the parent.
@@ -568,7 +614,74 @@ pub async fn delete(
     for task in &dependents {
         write.record(event_type::TASK_UPDATED, task).await?;
     }
-    write.commit().await
+    Ok(deleted_ids)
+}
+
+/// Tasks one bulk change may name, at most.
+pub const MAX_BULK_TASKS: usize = 500;
+
+/// One change to many tasks.
+pub enum Bulk {
+    /// Apply this patch to each.
+    Set(TaskPatch),
+    /// Delete each (with its subtasks).
+    Delete,
+}
+
+/// Applies `change` to the tasks `ids`, in that order, in one transaction:
+/// all of it or, if any task refuses it (not found, at another version than
+/// `if_versions` says, a check), none of it. For `Set`, every task as it is
+/// now; for `Delete`, the ids deleted; and the events.
+#[tracing::instrument(name = "db.transaction", skip_all, fields(op = "bulk", tasks = ids.len()))]
+pub async fn bulk(
+    pool: &PgPool,
+    project: Uuid,
+    actor: Uuid,
+    ids: &[i64],
+    change: &Bulk,
+    if_versions: &HashMap<i64, i64>,
+) -> Result<(Vec<Task>, Vec<i64>, Vec<protocol::Event>)> {
+    // Every patch checked before the lock is taken; `None` for a deletion.
+    let patches = match change {
+        Bulk::Set(patch) => Some(
+            ids.iter()
+                .map(|id| CheckedPatch::new(patch, *id))
+                .collect::<Result<Vec<_>>>()?,
+        ),
+        Bulk::Delete => None,
+    };
+    let mut write = ProjectWrite::begin(pool, project, actor).await?;
+    let mut changed = false;
+    let mut now = Vec::new();
+    let mut deleted = Vec::new();
+    let mut gone = HashSet::new();
+    for (index, id) in ids.iter().enumerate() {
+        let if_match = if_versions.get(id).copied();
+        match &patches {
+            Some(patches) => {
+                let (task, did) = patch_in(&mut write, *id, &patches[index], if_match).await?;
+                changed |= did;
+                now.push(task);
+            }
+            None => {
+                // A subtask of a task deleted earlier in the list is gone
+                // already, as asked.
+                if gone.contains(id) {
+                    continue;
+                }
+                for removed in delete_in(&mut write, *id, if_match).await? {
+                    gone.insert(removed);
+                    deleted.push(removed);
+                }
+                changed = true;
+            }
+        }
+    }
+    if !changed {
+        return Ok((now, deleted, Vec::new()));
+    }
+    let events = write.commit().await?;
+    Ok((now, deleted, events))
 }
 
 async fn fetch_for_update(write: &mut ProjectWrite, task_id: i64) -> Result<Task> {

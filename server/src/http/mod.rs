@@ -92,6 +92,7 @@ pub fn router(state: AppState) -> Router {
             get(tasks::list).post(tasks::create),
         )
         .route("/projects/{project_id}/tasks/next", get(tasks::next))
+        .route("/projects/{project_id}/tasks/bulk", post(tasks::bulk))
         .route(
             "/projects/{project_id}/tasks/{id}",
             get(tasks::get).patch(tasks::update).delete(tasks::delete),

@@ -20,6 +20,7 @@ use super::{auth, health, imports, projects, tasks, tokens, webhooks};
         projects::add_member, projects::list_members, projects::remove_member,
         projects::audit_log,
         tasks::create, tasks::list, tasks::get, tasks::update, tasks::delete, tasks::next,
+        tasks::bulk,
         tasks::events,
         imports::create, imports::export, imports::export_project,
         imports::import_task_file, imports::task_files,

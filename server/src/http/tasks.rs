@@ -5,7 +5,7 @@ use axum::http::header::{CONTENT_TYPE, ETAG, IF_NONE_MATCH};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use protocol::{ErrorBody, EventPage, NewTask, Task, TaskPage, TaskPatch};
+use protocol::{BulkChange, BulkResult, ErrorBody, EventPage, NewTask, Task, TaskPage, TaskPatch};
 use serde::Deserialize;
 
 use super::extract::{AuthUser, Json, Path, Query};
@@ -163,6 +163,27 @@ pub async fn delete(
         .delete_task(&user.0, &project_id, task_id, if_match)
         .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Apply one change (status, priority, assignee, or deletion) to up to 500
+/// tasks as one change set: checked as a whole (any refusal changes
+/// nothing), one transaction, one event per task changed, in the order of
+/// `task_ids`. Editors and owners.
+#[utoipa::path(post, path = "/api/v1/projects/{project_id}/tasks/bulk", tag = "tasks",
+    request_body = BulkChange, params(("project_id" = String, Path)),
+    responses((status = 200, body = BulkResult), (status = 400, body = ErrorBody),
+              (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 412, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn bulk(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(project_id): Path<String>,
+    Json(change): Json<BulkChange>,
+) -> Result<axum::Json<BulkResult>> {
+    Ok(axum::Json(
+        state.app.bulk_change(&user.0, &project_id, change).await?,
+    ))
 }
 
 /// The task to work on next (Task Master's rule), or 204 when there is none.

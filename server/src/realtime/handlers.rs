@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use protocol::{
-    handshake_refusal, JoinRequest, LeaveRequest, SocketCreateTask, SocketDeleteTask,
-    SocketUpdateTask,
+    handshake_refusal, JoinRequest, LeaveRequest, SocketBulkChange, SocketCreateTask,
+    SocketDeleteTask, SocketUpdateTask,
 };
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
@@ -118,6 +118,7 @@ pub async fn authenticate(
     socket.on("task:create", on_create);
     socket.on("task:update", on_update);
     socket.on("task:delete", on_delete);
+    socket.on("task:bulk", on_bulk);
     socket.on_disconnect(on_disconnect);
     metrics::gauge!("realtime_connections").increment(1.0);
     metrics::counter!("realtime_connections_total").increment(1);
@@ -502,6 +503,31 @@ async fn on_delete(
                 .delete_task(&actor, &request.project_id, request.id, request.if_match)
                 .await?;
             Ok(json!({"ok": true}))
+        },
+    )
+    .await;
+    let _ = ack.send(&reply);
+}
+
+async fn on_bulk(
+    socket: SocketRef<Adapter>,
+    TryData(request): TryData<Value>,
+    ack: AckSender<Adapter>,
+    State(realtime): State<Realtime>,
+) {
+    let reply = write(
+        &socket,
+        &realtime,
+        "task:bulk",
+        request,
+        async |actor, request: SocketBulkChange| {
+            let result = realtime
+                .app()
+                .bulk_change(&actor, &request.project_id, request.change)
+                .await?;
+            let mut reply = serde_json::to_value(result).map_err(anyhow::Error::from)?;
+            reply["ok"] = json!(true);
+            Ok(reply)
         },
     )
     .await;

@@ -3,6 +3,7 @@
 
 mod auth;
 mod bad_input;
+mod bulk;
 mod bulkheads;
 mod cache;
 mod chaos;

@@ -66,6 +66,12 @@ const MATRIX: &[Row] = &[
         [204, 204, 403, 404, 403, 204, 404],
     ),
     row(
+        "bulk change",
+        "post",
+        "/api/v1/projects/{project_id}/tasks/bulk",
+        [200, 200, 403, 404, 403, 200, 404],
+    ),
+    row(
         "next task",
         "get",
         "/api/v1/projects/{project_id}/tasks/next",
@@ -233,6 +239,14 @@ async fn every_project_route_enforces_roles() {
                         .await
                 }
                 "delete task" => app.delete(&task_path, &caller.token).await,
+                "bulk change" => {
+                    app.post(
+                        &format!("{base}/tasks/bulk"),
+                        &caller.token,
+                        json!({"task_ids": [task["id"]], "set": {"status": "done"}}),
+                    )
+                    .await
+                }
                 "next task" => app.get(&format!("{base}/tasks/next"), &caller.token).await,
                 "list members" => app.get(&format!("{base}/members"), &caller.token).await,
                 "add member" => {
