@@ -1,0 +1,8 @@
+//! What the web app's views compute, kept apart from the browser so that it
+//! is plain Rust, tested on the host, and compiled into the app unchanged.
+//!
+//! - [`graph`]: a project's dependency graph laid out in layers by
+//!   dependency depth, with its critical path and blocked chains, and the
+//!   part of it a viewport shows (the view draws only that).
+
+pub mod graph;
