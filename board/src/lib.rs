@@ -4,5 +4,8 @@
 //! - [`graph`]: a project's dependency graph laid out in layers by
 //!   dependency depth, with its critical path and blocked chains, and the
 //!   part of it a viewport shows (the view draws only that).
+//! - [`merge`]: a project's tasks merged from REST pages, live events and
+//!   optimistic edits by version, so the order of arrival does not matter.
 
 pub mod graph;
+pub mod merge;

@@ -1,15 +1,12 @@
 //! One project's tasks as the board sees them, merged from REST pages, live
-//! events and the user's own optimistic edits.
-//!
-//! Merging by `version` makes the order of arrival irrelevant: a task is
-//! replaced only by a newer version of itself, and a deleted id never comes
-//! back (ids are not reused), so a REST page read before or after an event
-//! gives the same result.
+//! events and the user's own optimistic edits, by version
+//! (`taskmaster_board::merge`, where the rules and their tests are).
 
 use std::collections::{HashMap, HashSet};
 
 use leptos::prelude::*;
 use protocol::{Member, PresenceUser, Project, Task};
+use taskmaster_board::merge;
 
 /// The live connection, as the user should see it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,28 +65,16 @@ impl ProjectStore {
 
     /// Merges tasks read by REST or received in events.
     pub fn upsert(&self, incoming: Vec<Task>) {
-        let deleted = self.deleted.get_value();
-        self.tasks.update(|tasks| {
-            for task in incoming {
-                if deleted.contains(&task.id) {
-                    continue;
-                }
-                match tasks.get(&task.id) {
-                    Some(current) if current.version >= task.version => {}
-                    _ => {
-                        tasks.insert(task.id, task);
-                    }
-                }
-            }
+        self.deleted.with_value(|deleted| {
+            self.tasks.update(|tasks| {
+                merge::upsert(tasks, deleted, incoming);
+            });
         });
     }
 
     pub fn remove(&self, id: i64) {
         self.deleted.update_value(|deleted| {
-            deleted.insert(id);
-        });
-        self.tasks.update(|tasks| {
-            tasks.remove(&id);
+            self.tasks.update(|tasks| merge::remove(tasks, deleted, id));
         });
     }
 
@@ -98,23 +83,14 @@ impl ProjectStore {
     pub fn apply_optimistic(&self, id: i64, edit: impl FnOnce(&mut Task)) -> Option<Task> {
         let mut before = None;
         self.tasks.update(|tasks| {
-            if let Some(task) = tasks.get_mut(&id) {
-                before = Some(task.clone());
-                edit(task);
-            }
+            before = merge::apply_optimistic(tasks, id, edit);
         });
         before
     }
 
     /// Undoes an optimistic edit, unless a newer version arrived meanwhile.
     pub fn roll_back(&self, before: Task) {
-        self.tasks.update(|tasks| {
-            if let Some(current) = tasks.get_mut(&before.id) {
-                if current.version <= before.version {
-                    *current = before;
-                }
-            }
-        });
+        self.tasks.update(|tasks| merge::roll_back(tasks, before));
     }
 
     /// Forgets everything (the server's history no longer reaches our seq).
