@@ -6,6 +6,9 @@
 //!   part of it a viewport shows (the view draws only that).
 //! - [`merge`]: a project's tasks merged from REST pages, live events and
 //!   optimistic edits by version, so the order of arrival does not matter.
+//! - [`markdown`]: task texts as a tree of blocks and inlines the app turns
+//!   into DOM nodes, with HTML shown as text and only safe links.
 
 pub mod graph;
+pub mod markdown;
 pub mod merge;

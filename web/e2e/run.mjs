@@ -173,6 +173,41 @@ const scenarios = {
   },
 
   // Two users on one board: a change by one shows for the other without reload.
+  // Markdown in a task renders as formatted text, inert: the test wrote a
+  // script, an image with an onerror handler and a javascript: link into
+  // the details; agents' notes show collapsed.
+  async markdown() {
+    const context = await signedIn(args.users[0]);
+    const page = await context.newPage();
+    await page.goto(`${args.base}/projects/${args.project}/tasks/1`);
+    const details = 'section.markdown[aria-label="Details as shown"]';
+    await page.waitForSelector(`${details} h3`, { timeout: 15000 });
+    await page.waitForTimeout(300);
+    const seen = await page.$eval(details, (section) => ({
+      headings: [...section.querySelectorAll("h3")].map((h) => h.textContent),
+      strong: [...section.querySelectorAll("strong")].map((s) => s.textContent),
+      items: section.querySelectorAll("li").length,
+      scripts: section.querySelectorAll("script").length,
+      images: section.querySelectorAll("img").length,
+      handlers: [...section.querySelectorAll("*")].filter((element) =>
+        [...element.attributes].some((attribute) => attribute.name.startsWith("on"))).length,
+      links: [...section.querySelectorAll("a")].map((a) => a.getAttribute("href")),
+      text: section.textContent,
+      notes: [...section.querySelectorAll("details.note")].map((note) => ({
+        summary: note.querySelector("summary").textContent, open: note.open })),
+    }));
+    const pwned = await page.evaluate(() => window.__pwned ?? null);
+    await page.click(`${details} details.note summary`);
+    const opened = await page.$eval(`${details} details.note`, (note) => note.open);
+    await shot(page, "task-markdown");
+    // The rendering follows the typing.
+    await page.fill('textarea[name="description"]', "Now **bold**");
+    await page.waitForSelector('section.markdown[aria-label="Description as shown"] strong');
+    const live = await page.$eval('section.markdown[aria-label="Description as shown"] strong',
+      (strong) => strong.textContent);
+    return { ...seen, pwned, opened, live, policyViolations: await violations(page) };
+  },
+
   async live() {
     const [alice, bob] = args.users;
     const pageA = await openBoard(await signedIn(alice));

@@ -3,6 +3,7 @@
 
 mod api;
 mod live;
+mod markdown;
 mod notices;
 mod pages;
 mod session;

@@ -337,6 +337,56 @@ async fn a_change_in_one_browser_shows_in_another_within_a_second() {
     assert_eq!(task.body["status"], "in-progress");
 }
 
+#[tokio::test]
+async fn markdown_in_a_task_renders_formatted_and_inert() {
+    let app = TestApp::spawn().await;
+    let ada = app.register("ada").await;
+    let project = app.create_project(&ada, "Notes").await;
+    let details = "# Plan\n\nUse **Redis** first.\n\n- cache\n- measure\n\n\
+        <script>window.__pwned = 1</script>\n\n<img src=x onerror=\"window.__pwned = 2\">\n\n\
+        [docs](https://example.com/docs) [trap](javascript:window.__pwned=3)\n\
+        <info added on 2025-05-25T10:24:59.806Z>\nDone: **all green**.\n</info added on 2025-05-25T10:24:59.806Z>\n";
+    app.create_task(
+        &ada,
+        &project,
+        json!({ "title": "Cache", "details": details }),
+    )
+    .await;
+    let result = on_project("markdown", &app, &project, &[(&ada, "Ada")])
+        .result()
+        .await;
+    assert_eq!(result["headings"], json!(["Plan"]), "{result}");
+    assert_eq!(result["strong"], json!(["Redis", "all green"]), "{result}");
+    assert_eq!(result["items"], 2, "{result}");
+    assert_eq!(
+        result["pwned"],
+        Value::Null,
+        "nothing in the text ran: {result}"
+    );
+    assert_eq!(
+        (&result["scripts"], &result["images"], &result["handlers"]),
+        (&json!(0), &json!(0), &json!(0)),
+        "no markup from the text reached the page: {result}"
+    );
+    assert_eq!(
+        result["links"],
+        json!(["https://example.com/docs"]),
+        "{result}"
+    );
+    let text = result["text"].as_str().unwrap();
+    assert!(
+        text.contains("<script>window.__pwned = 1</script>") && text.contains("trap"),
+        "shown as text: {text}"
+    );
+    assert_eq!(
+        result["notes"],
+        json!([{ "summary": "Note added 2025-05-25 10:24 UTC", "open": false }])
+    );
+    assert_eq!(result["opened"], true);
+    assert_eq!(result["live"], "bold");
+    assert_eq!(result["policyViolations"], json!([]), "{result}");
+}
+
 /// Inserts `count` tasks at once, as a fixture (the API would take minutes).
 async fn seed_tasks(app: &TestApp, project: &str, count: i64) {
     let project: uuid::Uuid = project.parse().unwrap();

@@ -11,6 +11,7 @@ use protocol::{NewTask, Priority, Task, TaskPatch, TaskStatus};
 use super::board::load_tasks;
 use super::Failure;
 use crate::api;
+use crate::markdown::Markdown;
 use crate::notices::use_notices;
 use crate::notices::Notices;
 use crate::store::{use_store, LoadState, ProjectStore};
@@ -293,8 +294,11 @@ pub fn TaskDetail() -> impl IntoView {
                             prop:value=draft.parent on:input=move |ev| draft.parent.set(event_target_value(&ev))/></label>
                     </div>
                     <label>"Description"<textarea name="description" prop:value=draft.description on:input=move |ev| draft.description.set(event_target_value(&ev))></textarea></label>
+                    <Markdown text=draft.description label="Description as shown"/>
                     <label>"Details"<textarea name="details" rows="5" prop:value=draft.details on:input=move |ev| draft.details.set(event_target_value(&ev))></textarea></label>
+                    <Markdown text=draft.details label="Details as shown"/>
                     <label>"Test strategy"<textarea name="test_strategy" prop:value=draft.test_strategy on:input=move |ev| draft.test_strategy.set(event_target_value(&ev))></textarea></label>
+                    <Markdown text=draft.test_strategy label="Test strategy as shown"/>
                     <Dependencies draft=draft own_id=id/>
                     {move || error.get().map(|message| view! { <p class="error" role="alert">{message}</p> })}
                     <div class="row">
