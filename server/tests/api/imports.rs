@@ -507,17 +507,8 @@ async fn a_large_import_runs_as_a_job_that_tells_its_progress_over_socket_io() {
             .await
             .expect("connects");
     }
-    let queue = |text: String| {
-        crate::helpers::http()
-            .post(app.url("/api/v1/imports"))
-            .bearer_auth(&ada.token)
-            .header("content-type", "application/json")
-            .header("prefer", "wait=10, respond-async")
-            .body(text)
-            .send()
-    };
 
-    let refused = queue("{\"tasks\": [".to_owned()).await.expect("request");
+    let refused = send_async(&app, &ada, "{\"tasks\": [".to_owned()).await;
     assert_eq!(refused.status(), 400);
     let body: Value = refused.json().await.unwrap();
     assert_eq!(body["error"]["code"], "malformed_file", "{body}");
@@ -544,7 +535,7 @@ async fn a_large_import_runs_as_a_job_that_tells_its_progress_over_socket_io() {
         })
         .collect();
     let text = serde_json::to_string_pretty(&json!({"tasks": tasks})).unwrap() + "\n";
-    let queued = queue(text.clone()).await.expect("request");
+    let queued = send_async(&app, &ada, text.clone()).await;
     assert_eq!(queued.status(), 202);
     let location = queued.headers()["location"].to_str().unwrap().to_owned();
     assert_eq!(queued.headers()["preference-applied"], "respond-async");
@@ -618,17 +609,7 @@ async fn the_importer_hears_of_a_job_that_runs_on_another_instance() {
         .connect("ada", &web.address, Some(&ada.token), "websocket")
         .await
         .expect("connects");
-    let queued = crate::helpers::http()
-        .post(web.url("/api/v1/imports"))
-        .bearer_auth(&ada.token)
-        .header("content-type", "application/json")
-        .header("prefer", "respond-async")
-        .body(fixture("tagged.json"))
-        .send()
-        .await
-        .expect("request");
-    assert_eq!(queued.status(), 202);
-    let job: Value = queued.json().await.unwrap();
+    let job = queue_import(&web, &ada, fixture("tagged.json")).await;
     let done = loop {
         let message = clients
             .next_of("ada", &["job"], Duration::from_secs(20))
@@ -655,17 +636,7 @@ async fn the_importer_hears_of_a_job_that_runs_on_another_instance() {
 async fn an_import_job_run_twice_imports_once() {
     let app = TestApp::spawn().await;
     let ada = app.register("Ada").await;
-    let queued = crate::helpers::http()
-        .post(app.url("/api/v1/imports"))
-        .bearer_auth(&ada.token)
-        .header("content-type", "application/json")
-        .header("prefer", "respond-async")
-        .body(fixture("tagged.json"))
-        .send()
-        .await
-        .expect("request");
-    assert_eq!(queued.status(), 202);
-    let job: Value = queued.json().await.unwrap();
+    let job = queue_import(&app, &ada, fixture("tagged.json")).await;
     let path = format!("/api/v1/jobs/{}", job["id"].as_str().unwrap());
     let first = job_done(&app, &ada, &path).await;
     let projects = app.get("/api/v1/projects", &ada.token).await.body["items"].clone();
@@ -790,4 +761,27 @@ async fn task_files_of_one_plan_find_each_other_and_keep_what_names_nothing() {
         generated.contains("# Dependencies: 3\n") && generated.contains("### Dependencies: 42.9\n"),
         "{generated}"
     );
+}
+
+/// Sends `text` to be imported in the background; the job (202).
+async fn queue_import(app: &TestApp, user: &TestUser, text: String) -> Value {
+    let answer = send_async(app, user, text).await;
+    let status = answer.status();
+    let job: Value = answer.json().await.unwrap();
+    assert_eq!(status, 202, "{job}");
+    job
+}
+
+/// `POST /api/v1/imports` with `Prefer: respond-async` (among other
+/// preferences, as RFC 7240 allows).
+async fn send_async(app: &TestApp, user: &TestUser, text: String) -> reqwest::Response {
+    crate::helpers::http()
+        .post(app.url("/api/v1/imports"))
+        .bearer_auth(&user.token)
+        .header("content-type", "application/json")
+        .header("prefer", "wait=10, respond-async")
+        .body(text)
+        .send()
+        .await
+        .expect("request")
 }
