@@ -208,6 +208,58 @@ const scenarios = {
     return { ...seen, pwned, opened, live, policyViolations: await violations(page) };
   },
 
+  // Light and dark (the system's setting), desktop and phone: the colours
+  // switch, text keeps its contrast, and each screen is saved as a picture.
+  async themes() {
+    const contrast = () => {
+      const rgb = (value) => value.match(/\d+(\.\d+)?/g).slice(0, 3).map(Number);
+      const luminance = ([r, g, b]) => {
+        const channel = (c) => { c /= 255; return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4; };
+        return 0.2126 * channel(r) + 0.7152 * channel(g) + 0.0722 * channel(b);
+      };
+      const ratio = (a, b) => {
+        const [x, y] = [luminance(rgb(a)), luminance(rgb(b))].sort((p, q) => q - p);
+        return (x + 0.05) / (y + 0.05);
+      };
+      const style = (selector) => getComputedStyle(document.querySelector(selector));
+      const root = style(":root"), row = style(".task-row"), list = style(".virtual-list");
+      const who = style(".who"), topbar = style(".topbar");
+      return {
+        background: root.backgroundColor,
+        text: ratio(root.color, root.backgroundColor),
+        rowText: ratio(row.color, list.backgroundColor),
+        muted: ratio(who.color, topbar.backgroundColor),
+      };
+    };
+    const results = {};
+    for (const scheme of ["light", "dark"]) {
+      for (const [device, viewport] of [["desktop", { width: 1280, height: 900 }], ["phone", { width: 390, height: 844 }]]) {
+        const context = await browser.newContext({ viewport, colorScheme: scheme, isMobile: device === "phone", hasTouch: device === "phone" });
+        const answer = await context.request.post(`${args.base}/api/v1/auth/login`,
+          { data: { email: args.users[0].email, password: args.users[0].password } });
+        check(answer.ok(), `signing in failed: ${answer.status()}`);
+        const user = args.users[0];
+        await context.addInitScript((profile) => localStorage.setItem("taskmaster.user", profile),
+          JSON.stringify({ id: user.id, email: user.email, name: user.name }));
+        const page = await context.newPage();
+        await page.goto(`${args.base}/projects/${args.project}`);
+        await page.waitForSelector('[data-load="ready"]', { timeout: 30000 });
+        await page.waitForSelector(".task-row");
+        results[`${scheme}-${device}`] = {
+          ...(await page.evaluate(contrast)),
+          overflow: await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth),
+          titleWidth: await page.$eval(".task-row .task-title", (title) => title.getBoundingClientRect().width),
+        };
+        await shot(page, `board-${scheme}-${device}`);
+        await page.goto(`${args.base}/projects/${args.project}/tasks/1`);
+        await page.waitForSelector("h1:has-text('Task #1')");
+        await shot(page, `task-${scheme}-${device}`);
+        await context.close();
+      }
+    }
+    return results;
+  },
+
   async live() {
     const [alice, bob] = args.users;
     const pageA = await openBoard(await signedIn(alice));

@@ -387,6 +387,58 @@ async fn markdown_in_a_task_renders_formatted_and_inert() {
     assert_eq!(result["policyViolations"], json!([]), "{result}");
 }
 
+#[tokio::test]
+async fn dark_mode_follows_the_system_and_keeps_text_readable_on_desktop_and_phone() {
+    let app = TestApp::spawn().await;
+    let ada = app.register("ada").await;
+    let project = app.create_project(&ada, "Themes").await;
+    for title in ["Design the schema", "Write the importer"] {
+        app.create_task(&ada, &project, json!({ "title": title }))
+            .await;
+    }
+    let result = on_project("themes", &app, &project, &[(&ada, "Ada")])
+        .result()
+        .await;
+    let background = |theme: &str| result[theme]["background"].as_str().unwrap().to_owned();
+    assert_eq!(
+        background("light-desktop"),
+        "rgb(246, 247, 249)",
+        "{result}"
+    );
+    assert_eq!(background("dark-desktop"), "rgb(15, 18, 24)", "{result}");
+    assert_eq!(background("dark-phone"), background("dark-desktop"));
+    for theme in ["light-desktop", "light-phone", "dark-desktop", "dark-phone"] {
+        assert!(
+            result[theme]["overflow"].as_i64().unwrap() <= 0,
+            "{theme}: the page is wider than the screen: {result}"
+        );
+        assert!(
+            result[theme]["titleWidth"].as_f64().unwrap() >= 120.0,
+            "{theme}: no room for a task's title: {result}"
+        );
+        for pair in ["text", "rowText", "muted"] {
+            let ratio = result[theme][pair].as_f64().unwrap();
+            assert!(
+                ratio >= 4.5,
+                "{theme} {pair}: contrast {ratio:.2} under 4.5: {result}"
+            );
+        }
+    }
+    for picture in [
+        "board-light-desktop",
+        "board-dark-desktop",
+        "board-light-phone",
+        "board-dark-phone",
+        "task-light-phone",
+        "task-dark-desktop",
+    ] {
+        assert!(
+            artifacts("themes").join(format!("{picture}.png")).is_file(),
+            "{picture}"
+        );
+    }
+}
+
 /// Inserts `count` tasks at once, as a fixture (the API would take minutes).
 async fn seed_tasks(app: &TestApp, project: &str, count: i64) {
     let project: uuid::Uuid = project.parse().unwrap();
