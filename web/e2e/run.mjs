@@ -260,6 +260,62 @@ const scenarios = {
     return results;
   },
 
+  // The board by keyboard: help, cursor, selection, a bulk change of every
+  // task seen by a second browser, status and opening by key, the filter.
+  async keyboard() {
+    const [alice, bob] = [await signedIn(args.users[0]), await signedIn(args.users[1])];
+    const page = await openBoard(alice);
+    const other = await openBoard(bob, "?status=done");
+    await page.waitForSelector('[data-task-id="1"]');
+    const result = {};
+    await page.keyboard.press("?");
+    await page.waitForSelector('[role="dialog"]');
+    result.helpRows = await page.$$eval('[role="dialog"] tr', (rows) => rows.length);
+    result.helpFocused = await page.evaluate(() => document.activeElement?.textContent);
+    await shot(page, "shortcuts");
+    await page.keyboard.press("Escape");
+    await page.waitForSelector('[role="dialog"]', { state: "detached" });
+
+    await page.keyboard.press("j");
+    await page.keyboard.press("j");
+    result.cursor = await page.$eval(".task-row.cursor", (row) => row.dataset.taskId);
+    result.current = await page.$eval(".task-row.cursor", (row) => row.getAttribute("aria-current"));
+    await page.keyboard.press("x");
+    await page.keyboard.press("j");
+    await page.keyboard.press("x");
+    result.chosenByKeys = await page.$eval("[data-chosen]", (count) => count.textContent);
+    await page.click('[data-task-id="5"] input.choose');
+    result.chosenByPointer = await page.$eval("[data-chosen]", (count) => count.textContent);
+    await page.keyboard.press("Escape");
+    await page.waitForSelector("[data-chosen]", { state: "detached" });
+
+    // Every task, chosen with `a`, done at once; the second browser sees it.
+    await page.keyboard.press("a");
+    result.chosenAll = await page.$eval("[data-chosen]", (count) => count.textContent);
+    await shot(page, "bulk-bar");
+    const started = Date.now();
+    await page.selectOption('select[name="bulk-status"]', "done");
+    await other.waitForSelector(`[data-load="ready"]:has-text("${args.count} tasks")`, { timeout: 10000 });
+    result.seenByOtherMs = Date.now() - started;
+    await shot(other, "bulk-seen");
+
+    // `s` puts the focus on the cursor's status; Enter opens the task.
+    await page.keyboard.press("Escape");
+    await page.keyboard.press("s");
+    result.statusFocused = await page.evaluate(() =>
+      document.activeElement?.matches(".task-row.cursor select.status") ?? false);
+    await page.evaluate(() => document.activeElement.blur());
+    await page.keyboard.press("Enter");
+    await page.waitForURL(/\/tasks\/\d+$/);
+    result.opened = new URL(page.url()).pathname;
+    await page.goBack();
+    await page.waitForSelector('[data-load="ready"]');
+    await page.keyboard.press("/");
+    result.filterFocused = await page.evaluate(() => document.activeElement?.getAttribute("name"));
+    result.policyViolations = [...(await violations(page)), ...(await violations(other))];
+    return result;
+  },
+
   async live() {
     const [alice, bob] = args.users;
     const pageA = await openBoard(await signedIn(alice));

@@ -21,6 +21,10 @@ pub fn VirtualList<R>(
     /// Rows kept beyond each edge of the view.
     #[prop(default = OVERSCAN)]
     overscan: usize,
+    /// The position of a row to keep in view (the keyboard's cursor): the
+    /// list scrolls just enough when it changes.
+    #[prop(optional, into)]
+    keep_visible: Option<Signal<Option<usize>>>,
 ) -> impl IntoView
 where
     R: Fn(i64) -> AnyView + Clone + Send + Sync + 'static,
@@ -43,6 +47,25 @@ where
         }
     });
     on_cleanup(move || resize.remove());
+
+    if let Some(keep_visible) = keep_visible {
+        Effect::new(move |_| {
+            let Some(index) = keep_visible.get() else {
+                return;
+            };
+            let Some(element) = viewport.get_untracked() else {
+                return;
+            };
+            let top = index as f64 * row_height;
+            let height = f64::from(element.client_height());
+            let scrolled = f64::from(element.scroll_top());
+            if top < scrolled {
+                element.set_scroll_top(top as i32);
+            } else if top + row_height > scrolled + height {
+                element.set_scroll_top((top + row_height - height).ceil() as i32);
+            }
+        });
+    }
 
     let window = Memo::new(move |_| {
         let count = ids.with(Vec::len);

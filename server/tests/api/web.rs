@@ -439,6 +439,70 @@ async fn dark_mode_follows_the_system_and_keeps_text_readable_on_desktop_and_pho
     }
 }
 
+#[tokio::test]
+async fn the_board_works_by_keyboard_and_a_bulk_change_reaches_another_browser() {
+    let app = TestApp::spawn().await;
+    let alice = app.register("alice").await;
+    let bob = app.register("bob").await;
+    let project = app.create_project(&alice, "Keys").await;
+    app.add_member(&alice, &project, &bob, "editor").await;
+    let count = 100;
+    seed_tasks(&app, &project, count).await;
+    sqlx::query("update tasks set status = 'pending' where project_id = $1::uuid")
+        .bind(&project)
+        .execute(&app.db)
+        .await
+        .unwrap();
+    let users: Vec<Value> = [(&alice, "Alice Adams"), (&bob, "Bob Brown")]
+        .iter()
+        .map(|(user, name)| browser_user(user, name))
+        .collect();
+    let result = Scenario::start(
+        "keyboard",
+        json!({ "base": app.address, "project": project, "users": users, "count": count }),
+    )
+    .result()
+    .await;
+    assert_eq!(result["helpRows"], 9, "{result}");
+    assert_eq!(
+        result["helpFocused"], "Close",
+        "the dialog takes the focus: {result}"
+    );
+    assert_eq!(result["cursor"], "2", "{result}");
+    assert_eq!(result["current"], "true", "{result}");
+    assert_eq!(result["chosenByKeys"], "2 selected", "{result}");
+    assert_eq!(result["chosenByPointer"], "3 selected", "{result}");
+    assert_eq!(result["chosenAll"], format!("{count} selected"), "{result}");
+    assert!(
+        result["seenByOtherMs"].as_u64().unwrap() <= 1000,
+        "the other browser saw the change in {} ms",
+        result["seenByOtherMs"]
+    );
+    assert_eq!(result["statusFocused"], true, "{result}");
+    assert_eq!(
+        result["opened"],
+        format!("/projects/{project}/tasks/3"),
+        "{result}"
+    );
+    assert_eq!(result["filterFocused"], "q", "{result}");
+    assert_eq!(result["policyViolations"], json!([]), "{result}");
+    // One change set: every task done, one event each, in order.
+    let events = app.events(&project).await;
+    assert_eq!(
+        events,
+        (1..=count)
+            .map(|id| (id, "task.updated".to_owned(), id))
+            .collect::<Vec<_>>()
+    );
+    let page = app
+        .get(
+            &format!("/api/v1/projects/{project}/tasks?status=done&limit=500"),
+            &alice.token,
+        )
+        .await;
+    assert_eq!(page.body["items"].as_array().unwrap().len(), count as usize);
+}
+
 /// Inserts `count` tasks at once, as a fixture (the API would take minutes).
 async fn seed_tasks(app: &TestApp, project: &str, count: i64) {
     let project: uuid::Uuid = project.parse().unwrap();

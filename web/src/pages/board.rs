@@ -251,6 +251,49 @@ pub fn Board() -> impl IntoView {
         })
     });
 
+    let selection = Selection::new();
+    provide_context(selection);
+    // Chosen tasks that no longer match (filtered out, deleted) leave the
+    // selection; the cursor too.
+    Effect::new(move |_| {
+        matching.with(|ids| {
+            let visible: std::collections::HashSet<i64> = ids.iter().copied().collect();
+            if selection
+                .chosen
+                .with_untracked(|chosen| chosen.iter().any(|id| !visible.contains(id)))
+            {
+                selection
+                    .chosen
+                    .update(|chosen| chosen.retain(|id| visible.contains(id)));
+            }
+            if selection
+                .cursor
+                .get_untracked()
+                .is_some_and(|id| !visible.contains(&id))
+            {
+                selection.cursor.set(None);
+            }
+        });
+    });
+    let keys = {
+        let navigate = navigate.clone();
+        window_event_listener(leptos::ev::keydown, move |ev| {
+            on_board_key(
+                &ev,
+                selection,
+                matching,
+                &navigate,
+                store.id(),
+                filters.get_untracked().columns,
+            );
+        })
+    };
+    on_cleanup(move || keys.remove());
+    let cursor_index = Signal::derive(move || {
+        let cursor = selection.cursor.get()?;
+        matching.with(|ids| ids.iter().position(|id| *id == cursor))
+    });
+
     let new_title = RwSignal::new(String::new());
     let create = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
@@ -300,6 +343,7 @@ pub fn Board() -> impl IntoView {
                 <button type="submit">"Add task"</button>
             </form>
             <button on:click=next>"Next task"</button>
+            <button class="link" aria-keyshortcuts="?" on:click=move |_| selection.help.set(true)>"Shortcuts"</button>
             <div class="filters">
                 <select name="status" aria-label="Status"
                     prop:value=move || filters.get().status.map(|s| s.as_str().to_owned()).unwrap_or_default()
@@ -330,6 +374,8 @@ pub fn Board() -> impl IntoView {
             </div>
         </div>
         <LoadProgress count=Signal::derive(move || matching.with(Vec::len))/>
+        <BulkBar matching=matching/>
+        <ShortcutHelp/>
         {move || if filters.get().columns {
             view! { <Columns matching=matching/> }.into_any()
         } else {
@@ -338,6 +384,7 @@ pub fn Board() -> impl IntoView {
                     ids=Signal::from(matching)
                     row_height=LIST_ROW_HEIGHT
                     class="task-list"
+                    keep_visible=cursor_index
                     render=move |id| view! { <TaskRow id=id/> }.into_any()
                 />
             }.into_any()
@@ -406,14 +453,22 @@ fn Columns(matching: Memo<Vec<i64>>) -> impl IntoView {
 #[component]
 fn TaskRow(id: i64) -> impl IntoView {
     let store = use_store();
+    let selection = expect_context::<Selection>();
     let task = Memo::new(move |_| store.task(id));
     let href = move || format!("/projects/{}/tasks/{id}", store.id());
+    let at_cursor = move || selection.cursor.get() == Some(id);
+    let chosen = move || selection.chosen.with(|chosen| chosen.contains(&id));
     move || {
         task.get().map(|task| {
             let assignee = task.assignee_id.as_deref().and_then(|user| store.member_name(user)).unwrap_or_default();
             view! {
-                <div class="task-row" data-task-id=task.id>
-                    <span class="task-id">{format!("#{}", task.id)}</span>
+                <div class="task-row" data-task-id=task.id class:cursor=at_cursor class:chosen=chosen
+                    aria-current=move || at_cursor().then_some("true")>
+                    <span class="task-id">
+                        <input type="checkbox" class="choose" aria-label=format!("Select task #{}", task.id)
+                            prop:checked=chosen on:change=move |_| selection.toggle(id)/>
+                        {format!("#{}", task.id)}
+                    </span>
                     <A href=href attr:class="task-title">{task.title.clone()}</A>
                     <StatusPicker id=task.id status=task.status/>
                     <span class=format!("priority {}", task.priority.as_str())>{task.priority.as_str()}</span>
@@ -463,5 +518,292 @@ fn StatusPicker(id: i64, status: TaskStatus) -> impl IntoView {
         <select class="status" name="task-status" aria-label="Status" prop:value=status.as_str() on:change=change>
             {TaskStatus::ALL.iter().map(|option| view! { <option value=option.as_str()>{option.as_str()}</option> }).collect_view()}
         </select>
+    }
+}
+
+/// The board's keyboard cursor, the tasks chosen for a bulk change, and
+/// whether the shortcuts are shown.
+#[derive(Clone, Copy)]
+struct Selection {
+    cursor: RwSignal<Option<i64>>,
+    chosen: RwSignal<std::collections::BTreeSet<i64>>,
+    help: RwSignal<bool>,
+}
+
+impl Selection {
+    fn new() -> Self {
+        Selection {
+            cursor: RwSignal::new(None),
+            chosen: RwSignal::new(std::collections::BTreeSet::new()),
+            help: RwSignal::new(false),
+        }
+    }
+
+    fn toggle(&self, id: i64) {
+        self.chosen.update(|chosen| {
+            if !chosen.remove(&id) {
+                chosen.insert(id);
+            }
+        });
+    }
+}
+
+/// The shortcuts, for the help overlay: (keys, what they do).
+const SHORTCUTS: &[(&str, &str)] = &[
+    ("j / ↓", "Next task"),
+    ("k / ↑", "Previous task"),
+    ("Enter", "Open the task"),
+    ("s", "Set the task's status"),
+    ("x", "Select or unselect the task"),
+    ("a", "Select every task shown"),
+    ("/", "Filter by text"),
+    ("Esc", "Clear the selection, close this"),
+    ("?", "Show these shortcuts"),
+];
+
+/// One key pressed on the board. Keys typed into a field are the field's,
+/// and keys with Ctrl, Alt or ⌘ are the browser's.
+fn on_board_key(
+    ev: &web_sys::KeyboardEvent,
+    selection: Selection,
+    matching: Memo<Vec<i64>>,
+    navigate: &impl Fn(&str, NavigateOptions),
+    project: String,
+    columns: bool,
+) {
+    if ev.ctrl_key() || ev.meta_key() || ev.alt_key() {
+        return;
+    }
+    let key = ev.key();
+    let typing = ev
+        .target()
+        .and_then(|target| wasm_bindgen::JsCast::dyn_into::<web_sys::Element>(target).ok())
+        .is_some_and(|element| match element.tag_name().as_str() {
+            // A box or a button takes no letters: the board keeps its keys.
+            "INPUT" => !matches!(
+                element.get_attribute("type").as_deref(),
+                Some("checkbox" | "radio" | "button" | "submit")
+            ),
+            "TEXTAREA" | "SELECT" => true,
+            _ => element.has_attribute("contenteditable"),
+        });
+    if key == "Escape" {
+        if selection.help.get_untracked() {
+            selection.help.set(false);
+        } else if !typing {
+            selection.chosen.set(Default::default());
+        }
+        return;
+    }
+    if typing {
+        return;
+    }
+    let step = |by: isize| {
+        matching.with_untracked(|ids| {
+            if ids.is_empty() {
+                return;
+            }
+            let next = match selection
+                .cursor
+                .get_untracked()
+                .and_then(|id| ids.iter().position(|x| *x == id))
+            {
+                Some(at) => (at as isize + by).clamp(0, ids.len() as isize - 1) as usize,
+                None => 0,
+            };
+            selection.cursor.set(Some(ids[next]));
+        });
+    };
+    let handled = match key.as_str() {
+        "j" | "ArrowDown" if !columns => {
+            step(1);
+            true
+        }
+        "k" | "ArrowUp" if !columns => {
+            step(-1);
+            true
+        }
+        "Enter" => match selection.cursor.get_untracked() {
+            Some(id) => {
+                navigate(
+                    &format!("/projects/{project}/tasks/{id}"),
+                    Default::default(),
+                );
+                true
+            }
+            None => false,
+        },
+        "s" => focus_in_row(selection.cursor.get_untracked(), "select.status"),
+        "x" => match selection.cursor.get_untracked() {
+            Some(id) => {
+                selection.toggle(id);
+                true
+            }
+            None => false,
+        },
+        "a" => {
+            selection
+                .chosen
+                .set(matching.get_untracked().into_iter().collect());
+            true
+        }
+        "/" => focus("input[name=\"q\"]"),
+        "?" => {
+            selection.help.set(true);
+            true
+        }
+        _ => false,
+    };
+    if handled {
+        ev.prevent_default();
+    }
+}
+
+/// Focuses the element `selector` finds; whether there was one.
+fn focus(selector: &str) -> bool {
+    let element = web_sys::window()
+        .and_then(|window| window.document())
+        .and_then(|document| document.query_selector(selector).ok().flatten())
+        .and_then(|element| wasm_bindgen::JsCast::dyn_into::<web_sys::HtmlElement>(element).ok());
+    match element {
+        Some(element) => element.focus().is_ok(),
+        None => false,
+    }
+}
+
+fn focus_in_row(id: Option<i64>, selector: &str) -> bool {
+    id.is_some_and(|id| focus(&format!("[data-task-id=\"{id}\"] {selector}")))
+}
+
+/// What to do with the chosen tasks, all at once: one change set on the
+/// server (`POST …/tasks/bulk`), shown at once and rolled back if refused.
+#[component]
+fn BulkBar(matching: Memo<Vec<i64>>) -> impl IntoView {
+    let store = use_store();
+    let notices = use_notices();
+    let selection = expect_context::<Selection>();
+    let count = move || selection.chosen.with(|chosen| chosen.len());
+    let apply = move |set: Option<protocol::BulkSet>| {
+        let ids: Vec<i64> = selection.chosen.get_untracked().into_iter().collect();
+        if ids.is_empty() {
+            return;
+        }
+        let delete = set.is_none();
+        let change = protocol::BulkChange {
+            task_ids: ids.clone(),
+            delete: delete.then_some(true),
+            set: set.clone(),
+            ..Default::default()
+        };
+        // Shown at once; put back as it was if the server refuses.
+        let before: Vec<Task> = ids
+            .iter()
+            .filter_map(|id| {
+                store.apply_optimistic(*id, |task| {
+                    if let Some(set) = &set {
+                        if let Some(status) = set.status {
+                            task.status = status;
+                        }
+                        if let Some(priority) = set.priority {
+                            task.priority = priority;
+                        }
+                        if let Some(assignee) = &set.assignee_id {
+                            task.assignee_id.clone_from(assignee);
+                        }
+                    }
+                })
+            })
+            .collect();
+        spawn_local(async move {
+            let path = format!("/api/v1/projects/{}/tasks/bulk", store.id());
+            match api::post::<protocol::BulkResult>(&path, &change).await {
+                Ok(result) => {
+                    store.upsert(result.tasks);
+                    for id in result.deleted {
+                        store.remove(id);
+                    }
+                    if delete {
+                        selection.chosen.set(Default::default());
+                    }
+                }
+                Err(failure) => {
+                    for task in before {
+                        store.roll_back(task);
+                    }
+                    notices.error(format!("Not changed: {}", failure.message));
+                }
+            }
+        });
+    };
+    let set_from = move |ev: leptos::ev::Event, field: &'static str| {
+        let value = event_target_value(&ev);
+        let mut set = protocol::BulkSet::default();
+        match field {
+            "status" => set.status = value.parse().ok(),
+            "priority" => set.priority = value.parse().ok(),
+            _ => set.assignee_id = Some((!value.is_empty()).then_some(value)),
+        }
+        if set != protocol::BulkSet::default() {
+            apply(Some(set));
+        }
+    };
+    view! {
+        <Show when=move || { count() > 0 }>
+            <div class="bulk-bar" role="region" aria-label="Change the selected tasks">
+                <strong data-chosen=count>{move || format!("{} selected", count())}</strong>
+                <select name="bulk-status" aria-label="Set status of the selected" prop:value="" on:change=move |ev| set_from(ev, "status")>
+                    <option value="">"Set status…"</option>
+                    {TaskStatus::ALL.iter().map(|status| view! { <option value=status.as_str()>{status.as_str()}</option> }).collect_view()}
+                </select>
+                <select name="bulk-priority" aria-label="Set priority of the selected" prop:value="" on:change=move |ev| set_from(ev, "priority")>
+                    <option value="">"Set priority…"</option>
+                    {Priority::ALL.iter().map(|priority| view! { <option value=priority.as_str()>{priority.as_str()}</option> }).collect_view()}
+                </select>
+                <select name="bulk-assignee" aria-label="Assign the selected" prop:value="-" on:change=move |ev| set_from(ev, "assignee")>
+                    <option value="-" disabled>"Assign to…"</option>
+                    <option value="">"Nobody"</option>
+                    <For each=move || store.members.get() key=|member| member.user.id.clone() let:member>
+                        <option value=member.user.id.clone()>{member.user.name.clone()}</option>
+                    </For>
+                </select>
+                <button type="button" class="danger" on:click=move |_| apply(None)>"Delete"</button>
+                <button type="button" class="link" on:click=move |_| selection.chosen.set(matching.get_untracked().into_iter().collect())>
+                    {move || format!("Select all {}", matching.with(Vec::len))}
+                </button>
+                <button type="button" class="link" on:click=move |_| selection.chosen.set(Default::default())>"Clear"</button>
+            </div>
+        </Show>
+    }
+}
+
+/// The keyboard shortcuts, on `?`.
+#[component]
+fn ShortcutHelp() -> impl IntoView {
+    let selection = expect_context::<Selection>();
+    let close = NodeRef::<leptos::html::Button>::new();
+    Effect::new(move |_| {
+        if selection.help.get() {
+            if let Some(button) = close.get() {
+                let _ = button.focus();
+            }
+        }
+    });
+    view! {
+        <Show when=move || selection.help.get()>
+            <div class="overlay" on:click=move |_| selection.help.set(false)>
+                <div class="help card" role="dialog" aria-modal="true" aria-labelledby="shortcuts-title"
+                    on:click=|ev| ev.stop_propagation()>
+                    <h2 id="shortcuts-title">"Keyboard shortcuts"</h2>
+                    <table>
+                        <tbody>
+                            {SHORTCUTS.iter().map(|(keys, action)| view! {
+                                <tr><th scope="row"><kbd>{*keys}</kbd></th><td>{*action}</td></tr>
+                            }).collect_view()}
+                        </tbody>
+                    </table>
+                    <button type="button" node_ref=close on:click=move |_| selection.help.set(false)>"Close"</button>
+                </div>
+            </div>
+        </Show>
     }
 }
