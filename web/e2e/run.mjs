@@ -316,6 +316,48 @@ const scenarios = {
     return result;
   },
 
+  // The dependency graph of a large project: drawn fast with a bounded
+  // DOM, the next task and the critical path marked, live, and a node
+  // opens its task.
+  async graph() {
+    const context = await signedIn(args.users[0]);
+    const page = await context.newPage();
+    const started = Date.now();
+    await page.goto(`${args.base}/projects/${args.project}/graph`);
+    await page.waitForSelector('[data-graph="ready"]', { timeout: 30000 });
+    await page.waitForSelector(`.node[data-task-id="${args.total}"], .node[data-task-id="1"]`);
+    const renderMs = Date.now() - started;
+    const read = () => page.evaluate(() => ({
+      drawn: document.querySelectorAll(".node").length,
+      edges: document.querySelectorAll(".edge").length,
+      critical: document.querySelectorAll(".edge.critical").length,
+      next: document.querySelector(".node.next")?.dataset.taskId ?? null,
+      layoutMs: Number(document.querySelector(".graph").dataset.layoutMs),
+      summary: document.querySelector("[data-graph]").textContent,
+    }));
+    const first = await read();
+    await shot(page, "graph");
+    // Scroll to the last column: other nodes, still a bounded number.
+    await page.$eval(".graph", (graph) => { graph.scrollLeft = graph.scrollWidth; graph.scrollTop = 0; });
+    await page.waitForTimeout(200);
+    const scrolled = await read();
+    const lastShown = await page.$(`.node[data-task-id="${args.total}"]`) !== null;
+    await page.$eval(".graph", (graph) => { graph.scrollLeft = 0; graph.scrollTop = 0; });
+    await page.waitForSelector('.node[data-task-id="3"]');
+    // Live: the test marks task 3 done; the graph follows.
+    await step("mark_3_done");
+    const liveStarted = Date.now();
+    await page.waitForSelector('.node.status-done[data-task-id="3"]', { timeout: 5000 });
+    const liveMs = Date.now() - liveStarted;
+    await page.waitForFunction((before) =>
+      document.querySelector(".node.next")?.dataset.taskId !== before, first.next, { timeout: 5000 });
+    const nextAfter = await page.evaluate(() => document.querySelector(".node.next")?.dataset.taskId);
+    await page.focus('.node[data-task-id="3"]');
+    await page.keyboard.press("Enter");
+    await page.waitForURL(/\/tasks\/3$/);
+    return { renderMs, first, scrolled, lastShown, liveMs, nextAfter, policyViolations: await violations(page) };
+  },
+
   async live() {
     const [alice, bob] = args.users;
     const pageA = await openBoard(await signedIn(alice));

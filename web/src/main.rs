@@ -69,6 +69,7 @@ fn App() -> impl IntoView {
                         <Route path=path!("") view=pages::board::Board/>
                         <Route path=path!("tasks/:id") view={Lazy::<pages::task::TaskRoute>::new()}/>
                         <Route path=path!("members") view={Lazy::<pages::members::MembersRoute>::new()}/>
+                        <Route path=path!("graph") view={Lazy::<pages::graph::GraphRoute>::new()}/>
                     </ParentRoute>
                 </Routes>
             </main>

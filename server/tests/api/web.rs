@@ -503,6 +503,90 @@ async fn the_board_works_by_keyboard_and_a_bulk_change_reaches_another_browser()
     assert_eq!(page.body["items"].as_array().unwrap().len(), count as usize);
 }
 
+#[tokio::test]
+async fn the_dependency_graph_of_a_thousand_tasks_renders_bounded_and_live() {
+    let app = TestApp::spawn().await;
+    let ada = app.register("ada").await;
+    let project = app.create_project(&ada, "Graph").await;
+    let total = 1000;
+    seed_graph(&app, &project, total).await;
+    let next = app
+        .get(
+            &format!("/api/v1/projects/{project}/tasks/next"),
+            &ada.token,
+        )
+        .await;
+    let mut scenario = Scenario::start(
+        "graph",
+        json!({ "base": app.address, "project": project, "total": total,
+                "users": [browser_user(&ada, "Ada")] }),
+    );
+    scenario.expect_step("mark_3_done").await;
+    let done = app
+        .patch(
+            &format!("/api/v1/projects/{project}/tasks/3"),
+            &ada.token,
+            json!({ "status": "done" }),
+        )
+        .await;
+    assert_eq!(done.status, 200, "{}", done.text);
+    scenario.go_on().await;
+    let result = scenario.result().await;
+    eprintln!("graph of {total} tasks: {result}");
+    let first = &result["first"];
+    assert!(
+        first["summary"].as_str().unwrap().starts_with("1000 tasks"),
+        "{result}"
+    );
+    let drawn = first["drawn"].as_u64().unwrap();
+    assert!(
+        drawn > 10 && drawn < 200,
+        "a bounded DOM: {drawn} nodes drawn"
+    );
+    assert!(
+        result["scrolled"]["drawn"].as_u64().unwrap() < 200,
+        "{result}"
+    );
+    assert_eq!(result["lastShown"], true, "scrolling draws the last column");
+    assert!(first["critical"].as_u64().unwrap() > 0, "{result}");
+    assert_eq!(
+        first["next"].as_str().map(str::to_owned),
+        next.body["id"].as_i64().map(|id| id.to_string()),
+        "the next task is the server's: {result}"
+    );
+    assert!(result["liveMs"].as_u64().unwrap() < 1000, "{result}");
+    assert_ne!(result["nextAfter"], first["next"]);
+    assert_eq!(result["policyViolations"], json!([]), "{result}");
+}
+
+/// A grid of dependencies: `count` tasks in chains of ten, each depending
+/// on the one before in its chain and on the same place in the chain
+/// before; the first two of every chain done.
+async fn seed_graph(app: &TestApp, project: &str, count: i64) {
+    let project: uuid::Uuid = project.parse().unwrap();
+    sqlx::query(
+        "insert into tasks (project_id, task_id, title, status, priority, dependencies)
+         select $1, n, 'Task number ' || n,
+                (case when n % 10 in (1, 2) then 'done' else 'pending' end)::task_status,
+                'medium'::task_priority,
+                case when n % 10 = 1 then '{}'::bigint[]
+                     when n > 10 then array[n - 1, n - 10]::bigint[]
+                     else array[n - 1]::bigint[] end
+         from generate_series(1, $2) as n",
+    )
+    .bind(project)
+    .bind(count)
+    .execute(&app.db)
+    .await
+    .unwrap();
+    sqlx::query("update projects set last_task_id = $2 where project_id = $1")
+        .bind(project)
+        .bind(count)
+        .execute(&app.db)
+        .await
+        .unwrap();
+}
+
 /// Inserts `count` tasks at once, as a fixture (the API would take minutes).
 async fn seed_tasks(app: &TestApp, project: &str, count: i64) {
     let project: uuid::Uuid = project.parse().unwrap();

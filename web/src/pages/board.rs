@@ -49,6 +49,7 @@ pub fn ProjectShell() -> impl IntoView {
                 <LinkBadge/>
                 <nav>
                     <A href=move || format!("/projects/{}", store.id())>"Board"</A>
+                    <A href=move || format!("/projects/{}/graph", store.id())>"Graph"</A>
                     <A href=move || format!("/projects/{}/members", store.id())>"Members"</A>
                 </nav>
             </header>

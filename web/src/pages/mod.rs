@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod board;
+pub mod graph;
 pub mod members;
 pub mod projects;
 pub mod task;
