@@ -358,6 +358,63 @@ const scenarios = {
     return { renderMs, first, scrolled, lastShown, liveMs, nextAfter, policyViolations: await violations(page) };
   },
 
+  // Cards move between status columns by mouse, by touch and by keyboard;
+  // a second browser sees each move.
+  async drag() {
+    const [alice, bob] = [await signedIn(args.users[0]), await signedIn(args.users[1])];
+    const page = await openBoard(alice, "?view=columns");
+    const other = await openBoard(bob, "?view=columns");
+    const centre = async (selector) => {
+      const box = await (await page.waitForSelector(selector)).boundingBox();
+      return { x: box.x + box.width / 2, y: box.y + box.height / 2 };
+    };
+    const result = {};
+
+    // The mouse: task 1 from pending to done.
+    const from = await centre('[data-task-id="1"] .drag-handle');
+    const to = await centre('[data-status="done"] .cards');
+    await page.mouse.move(from.x, from.y);
+    await page.mouse.down();
+    for (let i = 1; i <= 10; i++) {
+      await page.mouse.move(from.x + (to.x - from.x) * i / 10, from.y + (to.y - from.y) * i / 10);
+    }
+    result.ghost = await page.$eval(".drag-ghost", (ghost) => ghost.textContent).catch(() => null);
+    result.highlighted = await page.$eval(".column.drop-target", (column) => column.dataset.status).catch(() => null);
+    await shot(page, "dragging");
+    let started = Date.now();
+    await page.mouse.up();
+    await other.waitForSelector('[data-status="done"] [data-task-id="1"]', { timeout: 5000 });
+    result.mouseSeenMs = Date.now() - started;
+
+    // A finger: task 2 from pending to review (touch events, as a phone sends them).
+    const touch = await page.context().newCDPSession(page);
+    const start = await centre('[data-task-id="2"] .drag-handle');
+    const end = await centre('[data-status="review"] .cards');
+    await touch.send("Input.dispatchTouchEvent", { type: "touchStart", touchPoints: [{ x: start.x, y: start.y }] });
+    for (let i = 1; i <= 10; i++) {
+      await touch.send("Input.dispatchTouchEvent", { type: "touchMove",
+        touchPoints: [{ x: start.x + (end.x - start.x) * i / 10, y: start.y + (end.y - start.y) * i / 10 }] });
+    }
+    started = Date.now();
+    await touch.send("Input.dispatchTouchEvent", { type: "touchEnd", touchPoints: [] });
+    await other.waitForSelector('[data-status="review"] [data-task-id="2"]', { timeout: 5000 });
+    result.touchSeenMs = Date.now() - started;
+
+    // The keyboard: task 3 one column right, then the focus follows it.
+    await page.focus('[data-task-id="3"] .drag-handle');
+    started = Date.now();
+    await page.keyboard.press("ArrowRight");
+    await other.waitForSelector('[data-status="in-progress"] [data-task-id="3"]', { timeout: 5000 });
+    result.keySeenMs = Date.now() - started;
+    await page.waitForFunction(() => document.activeElement?.closest('[data-status="in-progress"]') !== null);
+    result.announced = await page.$eval('[aria-live="polite"]', (live) => live.textContent);
+    // A click on the handle without moving is not a drag.
+    await page.click('[data-task-id="3"] .drag-handle');
+    result.clickMoved = await page.$('[data-status="in-progress"] [data-task-id="3"]') === null;
+    result.policyViolations = [...(await violations(page)), ...(await violations(other))];
+    return result;
+  },
+
   async live() {
     const [alice, bob] = args.users;
     const pageA = await openBoard(await signedIn(alice));

@@ -504,6 +504,47 @@ async fn the_board_works_by_keyboard_and_a_bulk_change_reaches_another_browser()
 }
 
 #[tokio::test]
+async fn cards_move_between_columns_by_mouse_touch_and_keyboard() {
+    let app = TestApp::spawn().await;
+    let alice = app.register("alice").await;
+    let bob = app.register("bob").await;
+    let project = app.create_project(&alice, "Columns").await;
+    app.add_member(&alice, &project, &bob, "editor").await;
+    for title in ["By mouse", "By finger", "By key"] {
+        app.create_task(&alice, &project, json!({ "title": title }))
+            .await;
+    }
+    let result = on_project(
+        "drag",
+        &app,
+        &project,
+        &[(&alice, "Alice Adams"), (&bob, "Bob Brown")],
+    )
+    .result()
+    .await;
+    assert_eq!(result["ghost"], "#1 By mouse", "{result}");
+    assert_eq!(result["highlighted"], "done", "{result}");
+    for seen in ["mouseSeenMs", "touchSeenMs", "keySeenMs"] {
+        assert!(
+            result[seen].as_u64().unwrap() <= 1000,
+            "{seen}: the other browser took over a second: {result}"
+        );
+    }
+    assert_eq!(result["announced"], "Task #3 moved to in-progress");
+    assert_eq!(result["clickMoved"], false, "{result}");
+    assert_eq!(result["policyViolations"], json!([]), "{result}");
+    let status = |id: i64| {
+        let app = &app;
+        let alice = &alice;
+        let project = project.clone();
+        async move { app.task(alice, &project, id).await.body["status"].clone() }
+    };
+    assert_eq!(status(1).await, "done");
+    assert_eq!(status(2).await, "review");
+    assert_eq!(status(3).await, "in-progress");
+}
+
+#[tokio::test]
 async fn the_dependency_graph_of_a_thousand_tasks_renders_bounded_and_live() {
     let app = TestApp::spawn().await;
     let ada = app.register("ada").await;

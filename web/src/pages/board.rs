@@ -415,6 +415,25 @@ fn LoadProgress(count: Signal<usize>) -> impl IntoView {
 #[component]
 fn Columns(matching: Memo<Vec<i64>>) -> impl IntoView {
     let store = use_store();
+    let drag = Drag {
+        moving: RwSignal::new(None),
+        store,
+        notices: use_notices(),
+        said: RwSignal::new(String::new()),
+    };
+    provide_context(drag);
+    let over = move || {
+        drag.moving.with(|moving| {
+            let moving = moving.as_ref().filter(|moving| moving.started)?;
+            web_sys::window()
+                .and_then(|window| window.document())
+                .and_then(|document| {
+                    document.element_from_point(moving.at.0 as f32, moving.at.1 as f32)
+                })
+                .and_then(|element| element.closest("[data-status]").ok().flatten())
+                .and_then(|column| column.get_attribute("data-status"))
+        })
+    };
     // One pass over the matching tasks sorts them into every column; each
     // column then keeps its own list and changes only when that list does.
     let by_status = Memo::new(move |_| {
@@ -436,11 +455,14 @@ fn Columns(matching: Memo<Vec<i64>>) -> impl IntoView {
         columns
     });
     view! {
+        <p class="visually-hidden" aria-live="polite">{move || drag.said.get()}</p>
+        <DragGhost/>
         <div class="columns">
             {TaskStatus::ALL.iter().copied().enumerate().map(|(column, status)| {
                 let ids = Memo::new(move |_| by_status.with(|columns| columns[column].clone()));
                 view! {
-                    <div class="column" data-status=status.as_str()>
+                    <div class="column" data-status=status.as_str()
+                        class:drop-target=move || over().as_deref() == Some(status.as_str())>
                         <h2>{status.as_str()} " " <span class="muted">{move || ids.with(Vec::len)}</span></h2>
                         <VirtualList ids=Signal::from(ids) row_height=CARD_HEIGHT class="cards" overscan=COLUMN_OVERSCAN
                             render=move |id| view! { <TaskCard id=id/> }.into_any()/>
@@ -484,18 +506,178 @@ fn TaskRow(id: i64) -> impl IntoView {
 #[component]
 fn TaskCard(id: i64) -> impl IntoView {
     let store = use_store();
+    let drag = expect_context::<Drag>();
     let task = Memo::new(move |_| store.task(id));
+    let lifted = move || {
+        drag.moving
+            .with(|moving| moving.as_ref().is_some_and(|m| m.id == id && m.started))
+    };
     move || {
-        task.get().map(|task| view! {
-            <div class="task-card" data-task-id=task.id>
-                <A href=format!("/projects/{}/tasks/{}", store.id(), task.id) attr:class="task-title">
-                    {format!("#{} {}", task.id, task.title)}
-                </A>
-                <div class="card-meta">
-                    <StatusPicker id=task.id status=task.status/>
-                    <span class=format!("priority {}", task.priority.as_str())>{task.priority.as_str()}</span>
+        task.get().map(|task| {
+            let status = task.status;
+            view! {
+                <div class="task-card" data-task-id=task.id class:lifted=lifted>
+                    <div class="card-top">
+                        // The handle moves the card: drag it (mouse, pen or
+                        // finger) to another column, or press ← / → on it.
+                        <button type="button" class="drag-handle" aria-label=format!("Move task #{} to another status (← →)", task.id)
+                            aria-keyshortcuts="ArrowLeft ArrowRight"
+                            on:pointerdown=move |ev| drag.press(&ev, id)
+                            on:pointermove=move |ev| drag.follow(&ev)
+                            on:pointerup=move |ev| drag.drop(&ev)
+                            on:pointercancel=move |_| drag.moving.set(None)
+                            on:keydown=move |ev| drag.by_key(&ev, id, status)>"⠿"</button>
+                        <A href=format!("/projects/{}/tasks/{}", store.id(), task.id) attr:class="task-title">
+                            {format!("#{} {}", task.id, task.title)}
+                        </A>
+                    </div>
+                    <div class="card-meta">
+                        <StatusPicker id=task.id status=task.status/>
+                        <span class=format!("priority {}", task.priority.as_str())>{task.priority.as_str()}</span>
+                    </div>
                 </div>
-            </div>
+            }
+        })
+    }
+}
+
+/// A card being moved between columns with a pointer.
+#[derive(Clone, Debug, PartialEq)]
+struct Moving {
+    id: i64,
+    /// Where the press began; a drag starts past a few pixels, so a press
+    /// that does not move stays a press.
+    from: (f64, f64),
+    at: (f64, f64),
+    started: bool,
+}
+
+/// Dragging cards between the status columns: pointer events (mouse, pen
+/// and touch alike, the handle capturing the pointer) and the keyboard.
+#[derive(Clone, Copy)]
+struct Drag {
+    moving: RwSignal<Option<Moving>>,
+    store: ProjectStore,
+    notices: crate::notices::Notices,
+    /// What the last keyboard move did, for screen readers.
+    said: RwSignal<String>,
+}
+
+/// Pixels a press must move before it is a drag.
+const DRAG_THRESHOLD: f64 = 5.0;
+
+impl Drag {
+    fn press(&self, ev: &web_sys::PointerEvent, id: i64) {
+        if ev.button() != 0 {
+            return;
+        }
+        if let Some(handle) = ev
+            .current_target()
+            .and_then(|target| wasm_bindgen::JsCast::dyn_into::<web_sys::Element>(target).ok())
+        {
+            let _ = handle.set_pointer_capture(ev.pointer_id());
+        }
+        let at = (f64::from(ev.client_x()), f64::from(ev.client_y()));
+        self.moving.set(Some(Moving {
+            id,
+            from: at,
+            at,
+            started: false,
+        }));
+    }
+
+    fn follow(&self, ev: &web_sys::PointerEvent) {
+        let at = (f64::from(ev.client_x()), f64::from(ev.client_y()));
+        self.moving.update(|moving| {
+            if let Some(moving) = moving {
+                moving.at = at;
+                let (dx, dy) = (at.0 - moving.from.0, at.1 - moving.from.1);
+                moving.started |= dx.hypot(dy) > DRAG_THRESHOLD;
+            }
+        });
+    }
+
+    fn drop(&self, ev: &web_sys::PointerEvent) {
+        let Some(moving) = self.moving.get_untracked() else {
+            return;
+        };
+        self.moving.set(None);
+        if !moving.started {
+            return;
+        }
+        let target = web_sys::window()
+            .and_then(|window| window.document())
+            .and_then(|document| {
+                document.element_from_point(ev.client_x() as f32, ev.client_y() as f32)
+            })
+            .and_then(|element| element.closest("[data-status]").ok().flatten())
+            .and_then(|column| column.get_attribute("data-status"))
+            .and_then(|status| status.parse::<TaskStatus>().ok());
+        if let Some(status) = target {
+            self.move_to(moving.id, status);
+        }
+    }
+
+    fn by_key(&self, ev: &web_sys::KeyboardEvent, id: i64, current: TaskStatus) {
+        let step: isize = match ev.key().as_str() {
+            "ArrowLeft" => -1,
+            "ArrowRight" => 1,
+            _ => return,
+        };
+        ev.prevent_default();
+        let at = TaskStatus::ALL
+            .iter()
+            .position(|status| *status == current)
+            .unwrap_or(0);
+        let to = (at as isize + step).clamp(0, TaskStatus::ALL.len() as isize - 1) as usize;
+        let status = TaskStatus::ALL[to];
+        if status != current {
+            self.move_to(id, status);
+            self.said
+                .set(format!("Task #{id} moved to {}", status.as_str()));
+            // The card is now in another column: keep the focus on it.
+            let selector = format!(
+                "[data-status=\"{}\"] [data-task-id=\"{id}\"] .drag-handle",
+                status.as_str()
+            );
+            request_animation_frame(move || {
+                focus(&selector);
+            });
+        }
+    }
+
+    fn move_to(&self, id: i64, status: TaskStatus) {
+        if self
+            .store
+            .task(id)
+            .is_some_and(|task| task.status == status)
+        {
+            return;
+        }
+        let patch = protocol::TaskPatch {
+            status: Some(status),
+            ..Default::default()
+        };
+        super::task::save(self.store, self.notices, id, patch, move |task| {
+            task.status = status
+        });
+    }
+}
+
+/// The card under the pointer while it is dragged.
+#[component]
+fn DragGhost() -> impl IntoView {
+    let store = use_store();
+    let drag = expect_context::<Drag>();
+    move || {
+        drag.moving.get().filter(|moving| moving.started).map(|moving| {
+            let title = store.task(moving.id).map(|task| task.title).unwrap_or_default();
+            view! {
+                <div class="drag-ghost" aria-hidden="true"
+                    style:transform=format!("translate({}px, {}px)", moving.at.0 + 8.0, moving.at.1 + 8.0)>
+                    {format!("#{} {title}", moving.id)}
+                </div>
+            }
         })
     }
 }
