@@ -9,7 +9,7 @@
 // the reason on stderr.
 import { chromium } from "playwright-core";
 import { createInterface } from "node:readline";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 
 const [scenario, rawArgs] = process.argv.slice(2);
 const args = JSON.parse(rawArgs);
@@ -58,6 +58,25 @@ async function watchPolicy(context) {
   });
 }
 const violations = (page) => page.evaluate(() => window.__violations);
+
+const axeSource = readFileSync(new URL("../node_modules/axe-core/axe.min.js", import.meta.url), "utf8");
+/** axe-core's verdict on the page as it is now (WCAG 2.1 A and AA, and
+ * axe's best practices): the rules it breaks, with a few of the elements.
+ * Evaluated through the DevTools protocol, which the page's CSP does not
+ * govern, so the app's policy stays as strict as it is. */
+async function axeCheck(page) {
+  await page.evaluate(axeSource);
+  return page.evaluate(async () => {
+    const result = await window.axe.run(document, {
+      runOnly: { type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice"] },
+    });
+    return result.violations.map((violation) => ({
+      id: violation.id,
+      impact: violation.impact,
+      elements: violation.nodes.slice(0, 3).map((node) => node.target.join(" ")),
+    }));
+  });
+}
 
 async function openBoard(context, query = "") {
   const page = await context.newPage();
@@ -181,10 +200,10 @@ const scenarios = {
     const page = await context.newPage();
     await page.goto(`${args.base}/projects/${args.project}/tasks/1`);
     const details = 'section.markdown[aria-label="Details as shown"]';
-    await page.waitForSelector(`${details} h3`, { timeout: 15000 });
+    await page.waitForSelector(`${details} h2`, { timeout: 15000 });
     await page.waitForTimeout(300);
     const seen = await page.$eval(details, (section) => ({
-      headings: [...section.querySelectorAll("h3")].map((h) => h.textContent),
+      headings: [...section.querySelectorAll("h2")].map((h) => h.textContent),
       strong: [...section.querySelectorAll("strong")].map((s) => s.textContent),
       items: section.querySelectorAll("li").length,
       scripts: section.querySelectorAll("script").length,
@@ -413,6 +432,62 @@ const scenarios = {
     result.clickMoved = await page.$('[data-status="in-progress"] [data-task-id="3"]') === null;
     result.policyViolations = [...(await violations(page)), ...(await violations(other))];
     return result;
+  },
+
+  // axe-core on every screen, light and dark: the rules each one breaks.
+  async accessibility() {
+    const found = {};
+    const check = async (page, name) => {
+      found[name] = await axeCheck(page);
+      await shot(page, name);
+    };
+    for (const scheme of ["light", "dark"]) {
+      const anonymous = await browser.newContext({ viewport: { width: 1280, height: 900 }, colorScheme: scheme });
+      const page = await anonymous.newPage();
+      await page.goto(args.base + "/");
+      await page.waitForSelector("text=Sign in");
+      await check(page, `sign-in-${scheme}`);
+      await page.click("text=Create an account");
+      await page.waitForSelector('input[name="name"]');
+      await check(page, `sign-up-${scheme}`);
+      await anonymous.close();
+
+      const context = await signedIn(args.users[0]);
+      const signed = await browser.newContext({ viewport: { width: 1280, height: 900 }, colorScheme: scheme });
+      await signed.close();
+      const user = await context.newPage();
+      await user.emulateMedia({ colorScheme: scheme });
+      await user.goto(args.base + "/projects");
+      await user.waitForSelector(`text=${args.projectName}`);
+      await check(user, `projects-${scheme}`);
+      await user.goto(`${args.base}/projects/${args.project}`);
+      await user.waitForSelector('[data-load="ready"]');
+      await user.waitForSelector(".task-row");
+      await check(user, `board-${scheme}`);
+      await user.keyboard.press("?");
+      await user.waitForSelector('[role="dialog"]');
+      await check(user, `shortcuts-${scheme}`);
+      await user.keyboard.press("Escape");
+      await user.keyboard.press("a");
+      await user.waitForSelector(".bulk-bar");
+      await check(user, `bulk-bar-${scheme}`);
+      await user.keyboard.press("Escape");
+      await user.goto(`${args.base}/projects/${args.project}?view=columns`);
+      await user.waitForSelector(".task-card");
+      await check(user, `columns-${scheme}`);
+      await user.goto(`${args.base}/projects/${args.project}/tasks/1`);
+      await user.waitForSelector("section.markdown");
+      await user.click("details.note summary");
+      await check(user, `task-${scheme}`);
+      await user.goto(`${args.base}/projects/${args.project}/members`);
+      await user.waitForSelector("input[name=\"invite-email\"]");
+      await check(user, `members-${scheme}`);
+      await user.goto(`${args.base}/projects/${args.project}/graph`);
+      await user.waitForSelector(".node");
+      await check(user, `graph-${scheme}`);
+      await context.close();
+    }
+    return found;
   },
 
   async live() {

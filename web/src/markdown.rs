@@ -23,11 +23,13 @@ fn blocks(blocks: Vec<Block>) -> AnyView {
 fn block(block: Block) -> AnyView {
     match block {
         Block::Paragraph(content) => view! { <p>{inlines(content)}</p> }.into_any(),
-        // The page has its own h1 and h2: a text's headings start at h3.
+        // The page's own heading is the h1: a text's headings start at h2,
+        // so the outline never skips a level.
         Block::Heading { level, content } => match level {
-            1 => view! { <h3>{inlines(content)}</h3> }.into_any(),
-            2 => view! { <h4>{inlines(content)}</h4> }.into_any(),
-            3 => view! { <h5>{inlines(content)}</h5> }.into_any(),
+            1 => view! { <h2>{inlines(content)}</h2> }.into_any(),
+            2 => view! { <h3>{inlines(content)}</h3> }.into_any(),
+            3 => view! { <h4>{inlines(content)}</h4> }.into_any(),
+            4 => view! { <h5>{inlines(content)}</h5> }.into_any(),
             _ => view! { <h6>{inlines(content)}</h6> }.into_any(),
         },
         Block::List {

@@ -504,6 +504,47 @@ async fn the_board_works_by_keyboard_and_a_bulk_change_reaches_another_browser()
 }
 
 #[tokio::test]
+async fn every_screen_passes_axe_in_light_and_dark() {
+    let app = TestApp::spawn().await;
+    let ada = app.register("ada").await;
+    let bob = app.register("bob").await;
+    let project = app.create_project(&ada, "Accessible").await;
+    app.add_member(&ada, &project, &bob, "viewer").await;
+    app.create_task(
+        &ada,
+        &project,
+        json!({ "title": "Cache", "priority": "high",
+                "details": "# Plan\n\nUse **Redis**.\n\n- [x] measure\n\n<info added on 2025-05-25T10:24:59.806Z>\nDone.\n</info added on 2025-05-25T10:24:59.806Z>\n" }),
+    )
+    .await;
+    app.create_task(
+        &ada,
+        &project,
+        json!({ "title": "Ship", "dependencies": [1] }),
+    )
+    .await;
+    let result = Scenario::start(
+        "accessibility",
+        json!({ "base": app.address, "project": project, "projectName": "Accessible",
+                "users": [browser_user(&ada, "Ada")] }),
+    )
+    .result()
+    .await;
+    let screens = result.as_object().unwrap();
+    assert_eq!(screens.len(), 20, "ten screens, light and dark: {result}");
+    let failing: Vec<String> = screens
+        .iter()
+        .filter(|(_, violations)| violations.as_array().is_some_and(|list| !list.is_empty()))
+        .map(|(screen, violations)| format!("{screen}: {violations}"))
+        .collect();
+    assert!(
+        failing.is_empty(),
+        "axe-core found:\n{}",
+        failing.join("\n")
+    );
+}
+
+#[tokio::test]
 async fn cards_move_between_columns_by_mouse_touch_and_keyboard() {
     let app = TestApp::spawn().await;
     let alice = app.register("alice").await;

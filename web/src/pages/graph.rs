@@ -150,14 +150,25 @@ fn DependencyGraph() -> impl IntoView {
                                 if node.blocked { " blocked" } else { "" },
                                 if node.on_critical_path { " critical" } else { "" },
                             );
+                            let text: String = title.chars().take(26).collect();
+                            // The name starts with what the node shows (so
+                            // speech input finds it by what is seen), then
+                            // says what colour and outline tell the eye.
                             let label = format!(
-                                "Task #{}: {title} — {}{}{}",
+                                "#{} {text}{} — {}{}{}",
                                 node.id,
+                                &title[text.len()..],
                                 node.status.as_str(),
                                 if node.blocked { ", blocked" } else { "" },
                                 if node.on_critical_path { ", on the critical path" } else { "" },
                             );
-                            let text: String = title.chars().take(26).collect();
+                            let label = move || {
+                                if is_next() {
+                                    format!("{label}, the task to work on next")
+                                } else {
+                                    label.clone()
+                                }
+                            };
                             let href = format!("/projects/{}/tasks/{}", store.id(), node.id);
                             let (on_click, on_key) = (href.clone(), href.clone());
                             view! {
@@ -170,7 +181,7 @@ fn DependencyGraph() -> impl IntoView {
                                     on:click=move |_| open_task.run(on_click.clone())
                                     on:keydown=move |ev| if ev.key() == "Enter" { open_task.run(on_key.clone()) }>
                                     <rect width=geometry.node_width height=geometry.node_height rx="8"/>
-                                    <text x="10" y="18" class="node-id">{format!("#{}", node.id)}</text>
+                                    <text x="10" y="18" class="node-id">{format!("#{} ", node.id)}</text>
                                     <text x="10" y="35">{text}</text>
                                 </g>
                             }

@@ -60,9 +60,9 @@ pub fn Members() -> impl IntoView {
                 </For>
             </ul>
             <form class="inline" on:submit=invite>
-                <input type="email" name="invite-email" placeholder="Email of an existing user" required
+                <input type="email" name="invite-email" placeholder="Email of an existing user" aria-label="Email of the person to invite" required
                     prop:value=email on:input=move |ev| email.set(event_target_value(&ev))/>
-                <select name="invite-role" prop:value=move || role.get().as_str().to_owned()
+                <select name="invite-role" aria-label="Their role" prop:value=move || role.get().as_str().to_owned()
                     on:change=move |ev| if let Ok(value) = event_target_value(&ev).parse() { role.set(value) }>
                     {Role::ALL.iter().map(|r| view! { <option value=r.as_str()>{r.as_str()}</option> }).collect_view()}
                 </select>
