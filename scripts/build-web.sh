@@ -87,7 +87,15 @@ done
 BUNDLE=$(cd "$STAGE" && ls | sort | xargs cat | sha256sum | cut -c1-16)
 mkdir -p "$DIST/assets/$BUNDLE"
 cp "$STAGE"/* "$DIST/assets/$BUNDLE/"
+# The task page's module and the chunks lazy modules share are prefetched:
+# the browser fetches them at idle priority once the page has loaded, so
+# opening a task does not wait for the network.
+PREFETCH=""
+for module in $(cd "$DIST/assets/$BUNDLE" && ls split___task_route_*.wasm chunk_*.wasm 2>/dev/null); do
+  PREFETCH="$PREFETCH<link rel=\"prefetch\" href=\"/assets/$BUNDLE/$module\" as=\"fetch\" type=\"application/wasm\" crossorigin>"
+done
 sed -e "s#{{JS}}#$BUNDLE/app.js#g" -e "s#{{WASM}}#$BUNDLE/app_bg.wasm#g" -e "s#{{CSS}}#$BUNDLE/style.css#g" \
+  -e "s#{{PREFETCH}}#$PREFETCH#g" \
   "$WEB/index.html" > "$DIST/index.html"
 
 say "precompressing (brotli, gzip)"

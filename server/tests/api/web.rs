@@ -281,13 +281,10 @@ async fn sign_up_create_a_project_and_a_task_in_the_browser() {
     assert_eq!(result["cookiesAfterSignOut"], json!([]), "{result}");
     assert_eq!(result["meAfterSignOut"], 401, "{result}");
     assert_eq!(
-        result["taskModuleBeforeOpening"], false,
-        "the board fetched the task page's code"
+        result["taskModuleBeforeOpening"], true,
+        "the task page's code, a module of its own, is prefetched while the board is idle"
     );
-    assert_eq!(
-        result["taskModuleAfterOpening"], true,
-        "the task page's code is its own module"
-    );
+    eprintln!("opening the first task took {} ms", result["openTaskMs"]);
     // The invitation reached the server: Grace sees the project.
     let projects = app.get("/api/v1/projects", &invited.token).await;
     assert_eq!(projects.body["items"][0]["name"], "Launch plan");
