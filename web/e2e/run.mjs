@@ -321,6 +321,7 @@ const scenarios = {
     await page.selectOption('select[name="bulk-status"]', "done");
     await other.waitForSelector(`[data-load="ready"]:has-text("${args.count} tasks")`, { timeout: 10000 });
     result.seenByOtherMs = Date.now() - started;
+    result.bulkSelectAfter = await page.$eval('select[name="bulk-status"]', (select) => select.value);
     await shot(other, "bulk-seen");
 
     // `s` puts the focus on the cursor's status; Enter opens the task.

@@ -929,6 +929,12 @@ fn BulkBar(matching: Memo<Vec<i64>>) -> impl IntoView {
         if set != protocol::BulkSet::default() {
             apply(Some(set));
         }
+        // Back to its prompt, so that the same choice can be made again.
+        if let Some(select) = ev.target().and_then(|target| {
+            wasm_bindgen::JsCast::dyn_into::<web_sys::HtmlSelectElement>(target).ok()
+        }) {
+            select.set_selected_index(0);
+        }
     };
     view! {
         <Show when=move || { count() > 0 }>
