@@ -35,8 +35,8 @@ const browser = await chromium.launch({
 
 /** A browser context signed in as `user`: it signs in as the app does, and
  * keeps the session cookies the server sets (the app keeps no token). */
-async function signedIn(user) {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+async function signedIn(user, options = {}) {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, ...options });
   const answer = await context.request.post(`${args.base}/api/v1/auth/login`,
     { data: { email: user.email, password: user.password } });
   check(answer.ok(), `signing in ${user.email} failed: ${answer.status()}`);
@@ -258,13 +258,8 @@ const scenarios = {
     const results = {};
     for (const scheme of ["light", "dark"]) {
       for (const [device, viewport] of [["desktop", { width: 1280, height: 900 }], ["phone", { width: 390, height: 844 }]]) {
-        const context = await browser.newContext({ viewport, colorScheme: scheme, isMobile: device === "phone", hasTouch: device === "phone" });
-        const answer = await context.request.post(`${args.base}/api/v1/auth/login`,
-          { data: { email: args.users[0].email, password: args.users[0].password } });
-        check(answer.ok(), `signing in failed: ${answer.status()}`);
-        const user = args.users[0];
-        await context.addInitScript((profile) => localStorage.setItem("taskmaster.user", profile),
-          JSON.stringify({ id: user.id, email: user.email, name: user.name }));
+        const context = await signedIn(args.users[0],
+          { viewport, colorScheme: scheme, isMobile: device === "phone", hasTouch: device === "phone" });
         const page = await context.newPage();
         await page.goto(`${args.base}/projects/${args.project}`);
         await page.waitForSelector('[data-load="ready"]', { timeout: 30000 });
@@ -458,11 +453,8 @@ const scenarios = {
       await check(page, `sign-up-${scheme}`);
       await anonymous.close();
 
-      const context = await signedIn(args.users[0]);
-      const signed = await browser.newContext({ viewport: { width: 1280, height: 900 }, colorScheme: scheme });
-      await signed.close();
+      const context = await signedIn(args.users[0], { colorScheme: scheme });
       const user = await context.newPage();
-      await user.emulateMedia({ colorScheme: scheme });
       await user.goto(args.base + "/projects");
       await user.waitForSelector(`text=${args.projectName}`);
       await check(user, `projects-${scheme}`);

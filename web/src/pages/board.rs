@@ -422,7 +422,9 @@ fn Columns(matching: Memo<Vec<i64>>) -> impl IntoView {
         said: RwSignal::new(String::new()),
     };
     provide_context(drag);
-    let over = move || {
+    // The column under a dragged card, found once per pointer move for all
+    // seven columns to read.
+    let over = Memo::new(move |_| {
         drag.moving.with(|moving| {
             let moving = moving.as_ref().filter(|moving| moving.started)?;
             web_sys::window()
@@ -433,7 +435,7 @@ fn Columns(matching: Memo<Vec<i64>>) -> impl IntoView {
                 .and_then(|element| element.closest("[data-status]").ok().flatten())
                 .and_then(|column| column.get_attribute("data-status"))
         })
-    };
+    });
     // One pass over the matching tasks sorts them into every column; each
     // column then keeps its own list and changes only when that list does.
     let by_status = Memo::new(move |_| {
@@ -462,7 +464,7 @@ fn Columns(matching: Memo<Vec<i64>>) -> impl IntoView {
                 let ids = Memo::new(move |_| by_status.with(|columns| columns[column].clone()));
                 view! {
                     <div class="column" data-status=status.as_str()
-                        class:drop-target=move || over().as_deref() == Some(status.as_str())>
+                        class:drop-target=move || over.with(|over| over.as_deref() == Some(status.as_str()))>
                         <h2>{status.as_str()} " " <span class="muted">{move || ids.with(Vec::len)}</span></h2>
                         <VirtualList ids=Signal::from(ids) row_height=CARD_HEIGHT class="cards" overscan=COLUMN_OVERSCAN
                             render=move |id| view! { <TaskCard id=id/> }.into_any()/>
