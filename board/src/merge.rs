@@ -9,7 +9,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use protocol::Task;
+use protocol::{Task, TaskPatch};
 
 /// Merges tasks read by REST or received in events; whether anything
 /// changed.
@@ -61,6 +61,66 @@ pub fn roll_back(tasks: &mut HashMap<i64, Task>, before: Task) {
         if current.version <= before.version {
             *current = before;
         }
+    }
+}
+
+/// `patch` as the server applies it, shown before the server has it (an
+/// edit queued while offline, put back on the board after a reload).
+pub fn apply_patch(task: &mut Task, patch: &TaskPatch) {
+    let TaskPatch {
+        title,
+        description,
+        details,
+        test_strategy,
+        status,
+        priority,
+        dependencies,
+        assignee_id,
+        parent_id,
+    } = patch.clone();
+    if let Some(title) = title {
+        task.title = title;
+    }
+    if let Some(description) = description {
+        task.description = description;
+    }
+    if let Some(details) = details {
+        task.details = details;
+    }
+    if let Some(test_strategy) = test_strategy {
+        task.test_strategy = test_strategy;
+    }
+    if let Some(status) = status {
+        task.status = status;
+    }
+    if let Some(priority) = priority {
+        task.priority = priority;
+    }
+    if let Some(dependencies) = dependencies {
+        task.dependencies = dependencies;
+    }
+    if let Some(assignee_id) = assignee_id {
+        task.assignee_id = assignee_id;
+    }
+    if let Some(parent_id) = parent_id {
+        task.parent_id = parent_id;
+    }
+}
+
+/// Two edits of one task made while offline, as one: every field `later`
+/// sets wins. Sent as one `PATCH` against the version the first edit saw,
+/// so the second is not refused as a conflict with the first.
+pub fn combine_patches(earlier: TaskPatch, later: TaskPatch) -> TaskPatch {
+    TaskPatch {
+        title: later.title.or(earlier.title),
+        description: later.description.or(earlier.description),
+        details: later.details.or(earlier.details),
+        test_strategy: later.test_strategy.or(earlier.test_strategy),
+        status: later.status.or(earlier.status),
+        priority: later.priority.or(earlier.priority),
+        dependencies: later.dependencies.or(earlier.dependencies),
+        assignee_id: later.assignee_id.or(earlier.assignee_id),
+        parent_id: later.parent_id.or(earlier.parent_id),
     }
 }
 
@@ -127,6 +187,42 @@ mod tests {
         roll_back(&mut tasks, before);
         assert_eq!(tasks[&2].version, 2, "the newer version stands");
         assert!(apply_optimistic(&mut tasks, 3, |_| {}).is_none());
+    }
+
+    #[test]
+    fn edits_queued_offline_combine_into_what_the_user_sees() {
+        let mut shown = task(1, 4);
+        let first = TaskPatch {
+            status: Some(TaskStatus::InProgress),
+            title: Some("first".into()),
+            assignee_id: Some(Some("u1".into())),
+            ..TaskPatch::default()
+        };
+        let second = TaskPatch {
+            status: Some(TaskStatus::Done),
+            assignee_id: Some(None),
+            parent_id: Some(Some(7)),
+            ..TaskPatch::default()
+        };
+        apply_patch(&mut shown, &first);
+        apply_patch(&mut shown, &second);
+
+        let combined = combine_patches(first, second);
+        let mut sent = task(1, 4);
+        apply_patch(&mut sent, &combined);
+        assert_eq!(
+            sent, shown,
+            "one combined patch gives what both edits showed"
+        );
+        assert_eq!(sent.status, TaskStatus::Done);
+        assert_eq!(sent.title, "first");
+        assert_eq!(sent.assignee_id, None, "a later null unassigns");
+        assert_eq!(sent.parent_id, Some(7));
+        assert_eq!(sent.version, 4, "the version is the server's to change");
+        // The wire form keeps "unassign" apart from "leave alone".
+        let wire = serde_json::to_value(&combined).unwrap();
+        assert_eq!(wire["assignee_id"], serde_json::Value::Null);
+        assert!(wire.get("description").is_none());
     }
 
     proptest! {
