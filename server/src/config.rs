@@ -120,6 +120,12 @@ pub struct Config {
     #[arg(long, env = "ASSET_BASE_URL", value_parser = parse_asset_base_url)]
     pub asset_base_url: Option<String>,
 
+    /// Compress API responses over 1 KiB (brotli or gzip, as the client
+    /// accepts). A single instance has no edge in front to do it; behind
+    /// the edge, the edge passes compressed answers through as they are.
+    #[arg(long, env = "COMPRESS_RESPONSES", default_value_t = true, action = clap::ArgAction::Set)]
+    pub compress_responses: bool,
+
     /// Largest accepted request body, in bytes.
     #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 2 * 1024 * 1024)]
     pub max_body_bytes: usize,
