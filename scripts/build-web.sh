@@ -22,27 +22,46 @@ SPLIT_VERSION=0.2.4
 # wasm-split moves code between modules, so it needs the linker's relocations.
 export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="-Clink-args=--emit-relocs"
 
-# 1. A compiler that can build for wasm32: the rustup target when it is (or
-#    can be) installed; otherwise Debian's rustc-web, whose standard library
-#    source lets cargo build std for wasm32 itself.
+# 1. A compiler that can build for wasm32, with the standard library built
+#    from source with the app's size settings (opt-level z, panic=abort):
+#    about a tenth less wasm than the prebuilt one. In order of preference:
+#    rustup's toolchain with its rust-src component; Debian's rustc-web,
+#    whose standard library source is packaged (machines that cannot
+#    download rustup components); rustup's prebuilt wasm32 target.
 # WASM_TOOLCHAIN=debian forces the second route (to check it where both work).
-build_with_rustup_target() {
-  [ "${WASM_TOOLCHAIN:-}" != debian ] || return 1
+# With std built here, panics abort at once (`immediate-abort`): no panic
+# messages or unwinding tables in the wasm; index.html shows the crash.
+BUILD_STD=(RUSTC_BOOTSTRAP=1 CARGO_UNSTABLE_BUILD_STD=std,panic_abort
+  CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="$CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS -Zunstable-options -Cpanic=immediate-abort --cfg erase_components")
+have_rustup_target() {
   rustup target list --installed 2>/dev/null | grep -qx "$WASM_TARGET" \
     || rustup target add "$WASM_TARGET" >/dev/null 2>&1
 }
-if build_with_rustup_target; then
-  say "building the web app (rustup's $WASM_TARGET target)"
-  (cd "$WEB" && cargo build --locked --release --target "$WASM_TARGET" --target-dir "$ROOT/target")
-else
-  say "rustup cannot add $WASM_TARGET here: using Debian's Rust and building std from source"
+have_rustup_std_source() {
+  [ "${WASM_TOOLCHAIN:-}" != debian ] && have_rustup_target || return 1
+  rustup component list --installed 2>/dev/null | grep -q '^rust-src' \
+    || rustup component add rust-src >/dev/null 2>&1
+}
+can_use_debian_rust() {
+  [ -e /etc/debian_version ] && command -v apt-get >/dev/null 2>&1
+}
+if have_rustup_std_source; then
+  say "building the web app (rustup's $WASM_TARGET target, std from its source)"
+  (cd "$WEB" && env "${BUILD_STD[@]}" cargo build --locked --release --target "$WASM_TARGET" --target-dir "$ROOT/target")
+elif can_use_debian_rust; then
+  say "building the web app with Debian's Rust, std from its source"
   apt_install rustc-web cargo-web rust-web-src libstd-rust-web-dev lld-22
   rustup toolchain list | grep -q '^debweb' || rustup toolchain link debweb /usr
   # Only this build sees these settings; host builds and tests stay on the
   # stable toolchain.
-  (cd "$WEB" && RUSTC_BOOTSTRAP=1 CARGO_UNSTABLE_BUILD_STD=std,panic_abort \
-    CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER=wasm-ld-22 \
+  (cd "$WEB" && env "${BUILD_STD[@]}" CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER=wasm-ld-22 \
     cargo +debweb build --locked --release --target "$WASM_TARGET" --target-dir "$ROOT/target")
+elif have_rustup_target; then
+  say "building the web app (rustup's prebuilt $WASM_TARGET standard library)"
+  (cd "$WEB" && cargo build --locked --release --target "$WASM_TARGET" --target-dir "$ROOT/target")
+else
+  echo "no way to build for $WASM_TARGET here: install rustup's target or Debian's rustc-web" >&2
+  exit 1
 fi
 
 # 2. wasm-bindgen, exactly the version the app links against.
@@ -87,16 +106,23 @@ done
 BUNDLE=$(cd "$STAGE" && ls | sort | xargs cat | sha256sum | cut -c1-16)
 mkdir -p "$DIST/assets/$BUNDLE"
 cp "$STAGE"/* "$DIST/assets/$BUNDLE/"
-# The task page's module and the chunks lazy modules share are prefetched:
-# the browser fetches them at idle priority once the page has loaded, so
-# opening a task does not wait for the network.
-PREFETCH=""
-for module in $(cd "$DIST/assets/$BUNDLE" && ls split___task_route_*.wasm chunk_*.wasm 2>/dev/null); do
-  PREFETCH="$PREFETCH<link rel=\"prefetch\" href=\"/assets/$BUNDLE/$module\" as=\"fetch\" type=\"application/wasm\" crossorigin>"
-done
+# The lazy modules: index.html fetches the task page's (and the chunks
+# lazy modules share) early where the page opened is a task's, and all of
+# them when the page is idle or a link to a task is pointed at.
+modules_list() { # file patterns, expanded in the build's directory
+  # shellcheck disable=SC2068
+  (cd "$DIST/assets/$BUNDLE" && ls $@ 2>/dev/null || true) | sed "s#.*#\"/assets/$BUNDLE/&\"#" | paste -sd, -
+}
+TASK_MODULES=$(modules_list 'split___task_route_*.wasm' 'chunk_*.wasm')
+LAZY_MODULES=$(modules_list 'split_*.wasm' 'chunk_*.wasm')
 sed -e "s#{{JS}}#$BUNDLE/app.js#g" -e "s#{{WASM}}#$BUNDLE/app_bg.wasm#g" -e "s#{{CSS}}#$BUNDLE/style.css#g" \
-  -e "s#{{PREFETCH}}#$PREFETCH#g" \
+  -e "s#{{TASK_MODULES}}#$TASK_MODULES#g" -e "s#{{LAZY_MODULES}}#$LAZY_MODULES#g" -e "s#{{BUILD}}#$BUNDLE#g" \
   "$WEB/index.html" > "$DIST/index.html"
+# The service worker precaches every asset of this build (lazy modules too,
+# so every screen opens offline); a new build changes the script, which is
+# how browsers find a deploy.
+ASSET_LIST=$(cd "$DIST/assets/$BUNDLE" && ls | sed "s#.*#\"/assets/$BUNDLE/&\"#" | paste -sd, -)
+sed -e "s#{{BUILD}}#$BUNDLE#g" -e "s#{{ASSETS}}#$ASSET_LIST#" "$WEB/sw.js" > "$DIST/sw.js"
 
 say "precompressing (brotli, gzip)"
 for file in "$DIST"/assets/*/* "$DIST/index.html"; do

@@ -86,6 +86,40 @@ async function openBoard(context, query = "") {
   return page;
 }
 
+/** The seq of the board copy the app keeps on the device for `user`, once
+ * it is there (read from IndexedDB as the app wrote it). */
+async function savedSeq(page, user, timeout = 15000) {
+  const deadline = Date.now() + timeout;
+  for (;;) {
+    const seq = await page.evaluate(async (key) => {
+      const db = await new Promise((resolve, reject) => {
+        const request = indexedDB.open("taskmaster");
+        request.onsuccess = () => resolve(request.result);
+        request.onerror = () => reject(request.error);
+      });
+      try {
+        if (!db.objectStoreNames.contains("boards")) return null;
+        const head = await new Promise((resolve, reject) => {
+          const request = db.transaction("boards").objectStore("boards").get(key);
+          request.onsuccess = () => resolve(request.result);
+          request.onerror = () => reject(request.error);
+        });
+        return head ? JSON.parse(head).seq : null;
+      } finally {
+        db.close();
+      }
+    }, `${user.id}/${args.project}`);
+    if (seq !== null) return seq;
+    check(Date.now() < deadline, "the board was not kept on the device");
+    await page.waitForTimeout(200);
+  }
+}
+
+/** Waits until the service worker controls the page. */
+async function serviceWorkerInControl(page) {
+  await page.waitForFunction(() => navigator.serviceWorker.controller !== null, null, { timeout: 15000 });
+}
+
 const rowStatus = (page, id) =>
   page.$eval(`[data-task-id="${id}"] select.status`, (select) => select.value).catch(() => null);
 
@@ -302,7 +336,8 @@ const scenarios = {
     await page.keyboard.press("x");
     await page.keyboard.press("j");
     await page.keyboard.press("x");
-    result.chosenByKeys = await page.$eval("[data-chosen]", (count) => count.textContent);
+    // The bulk bar's code is a module of its own: it shows once loaded.
+    result.chosenByKeys = await (await page.waitForSelector("[data-chosen]")).textContent();
     await page.click('[data-task-id="5"] input.choose');
     result.chosenByPointer = await page.$eval("[data-chosen]", (count) => count.textContent);
     await page.keyboard.press("Escape");
@@ -574,7 +609,24 @@ const scenarios = {
       maxCards = Math.max(maxCards, await cards());
     }
     await shot(page, "columns-10000");
-    return { interactiveMs, allLoadedMs, ...timings, maxRows, maxCards, scrollMs, jsHeapBytes: heap.usedSize };
+
+    // A warm load: the service worker serves the app and the board comes
+    // from the copy on the device, then catches up over the live link.
+    await client.send("Network.setCacheDisabled", { cacheDisabled: false });
+    await serviceWorkerInControl(page);
+    await savedSeq(page, args.users[0], 30000);
+    const warmStarted = Date.now();
+    await page.reload();
+    await page.waitForSelector('[data-task-id="1"]', { timeout: 15000 });
+    const warmInteractiveMs = Date.now() - warmStarted;
+    await page.waitForSelector('[data-load="ready"]', { timeout: 30000 });
+    const warmAllLoadedMs = Date.now() - warmStarted;
+    await page.waitForSelector('[data-link="live"]', { timeout: 15000 });
+    const warmLiveMs = Date.now() - warmStarted;
+    const warmCount = await page.textContent('[data-load="ready"]');
+    check(warmCount.includes("10000 tasks"), `expected 10000 tasks after a warm load: ${warmCount}`);
+    return { interactiveMs, allLoadedMs, ...timings, maxRows, maxCards, scrollMs, jsHeapBytes: heap.usedSize,
+             warmInteractiveMs, warmAllLoadedMs, warmLiveMs };
   },
 
   // Edits the server refuses roll back, say why, and keep what was typed.
@@ -585,6 +637,11 @@ const scenarios = {
     // A dependency cycle: task 2 may not depend on task 1, which depends on it.
     await page.goto(`${args.base}/projects/${args.project}/tasks/2`);
     await page.waitForSelector("h1:has-text('Task #2')");
+    // Opened at a task's address, the page fetched the task page's module
+    // from the start (a preload link), not once the app asked for it.
+    const taskModuleLoads = await page.evaluate(() => performance.getEntriesByType("resource")
+      .filter((entry) => /split_.*task_route.*\.wasm$/.test(entry.name))
+      .map((entry) => entry.initiatorType));
     await page.fill('input[name="dependency-search"]', "1");
     await page.click('[data-dependency="1"]');
     await page.click('button[type="submit"]');
@@ -618,7 +675,7 @@ const scenarios = {
     await page.waitForSelector('[data-link="refused"]');
     await shot(page, "refused-project");
     return { cycleMessage, staleMessage, typed, shown, missing,
-             refusedText, hasRetry: retry !== null };
+             refusedText, hasRetry: retry !== null, taskModuleLoads };
   },
 
   // The server restarts: the board says it is offline, then catches up.
@@ -632,6 +689,99 @@ const scenarios = {
     await page.waitForSelector("text=Made while you were away", { timeout: 5000 });
     const status = await rowStatus(page, 1);
     return { status };
+  },
+
+  // Offline-first: the board opened once shows again after a reload with
+  // the server gone (service worker + the copy on the device); edits made
+  // then are kept, survive another reload, and are sent on reconnect, where
+  // the one someone else changed meanwhile rolls back and says why. The
+  // app catches up by seq: no task is read again by REST.
+  async offline() {
+    const [alice] = args.users;
+    const context = await signedIn(alice);
+    const page = await openBoard(context);
+    await serviceWorkerInControl(page);
+    const seqKept = await savedSeq(page, alice);
+    await step("stop_server");
+
+    const reloaded = await page.reload();
+    const pageFromWorker = reloaded.fromServiceWorker();
+    await page.waitForSelector('[data-task-id="3"]', { timeout: 10000 });
+    await page.waitForSelector('[data-link="offline"]', { timeout: 15000 });
+    const titleOffline = await page.textContent(".project-head h1");
+    const rowsOffline = await page.evaluate(() => document.querySelectorAll(".task-row").length);
+    await shot(page, "offline-board");
+
+    await page.selectOption('[data-task-id="1"] select.status', "done");
+    await page.waitForSelector(".notice-text:has-text('Offline: the change is kept')", { timeout: 5000 });
+    await page.selectOption('[data-task-id="2"] select.status', "review");
+    await page.waitForSelector('[data-queued="2"]', { timeout: 5000 });
+    await shot(page, "offline-queued");
+
+    // The queued edits outlive a reload.
+    await page.reload();
+    await page.waitForSelector('[data-queued="2"]', { timeout: 10000 });
+    const queuedAfterReload = {
+      1: await rowStatus(page, 1),
+      2: await rowStatus(page, 2),
+    };
+
+    const restRequests = [];
+    page.on("request", (request) => {
+      if (/\/tasks(\?|$)/.test(new URL(request.url()).pathname + new URL(request.url()).search)) {
+        restRequests.push(request.url());
+      }
+    });
+    await step("start_server_and_change");
+    await page.waitForSelector('[data-link="live"]', { timeout: 20000 });
+    await page.waitForSelector("text=Made while you were away", { timeout: 10000 });
+    await page.waitForSelector('[data-queued]', { state: "detached", timeout: 10000 });
+    const conflict = await (await page.waitForSelector(
+      ".notice-text:has-text('someone else changed this task first')", { timeout: 10000 })).textContent();
+    await page.waitForFunction(() => {
+      const select = document.querySelector('[data-task-id="2"] select.status');
+      return select && select.value === "pending";
+    }, null, { timeout: 5000 });
+    await shot(page, "offline-caught-up");
+    return {
+      seqKept, pageFromWorker, titleOffline, rowsOffline, queuedAfterReload, conflict,
+      status1: await rowStatus(page, 1),
+      status2: await rowStatus(page, 2),
+      title2: await page.textContent('[data-task-id="2"] .task-title'),
+      restRequests,
+      policyViolations: await violations(page),
+    };
+  },
+
+  // A deploy while the board is open: the open page keeps working, hears
+  // of the new build and offers a reload, which brings the new build; the
+  // old build's cache is gone.
+  async deploy() {
+    const context = await signedIn(args.users[0]);
+    const page = await openBoard(context);
+    await serviceWorkerInControl(page);
+    const before = await page.evaluate(() => caches.keys());
+    await step("deploy");
+    await page.evaluate(() => navigator.serviceWorker.getRegistration().then((registration) => registration.update()));
+    await page.waitForSelector(".new-version", { timeout: 15000 });
+    const notice = await page.textContent(".new-version");
+    await shot(page, "new-version");
+    // The old page still works: its lazily loaded task page opens.
+    await page.click('[data-task-id="1"] .task-title');
+    await page.waitForSelector("h1:has-text('Task #1')", { timeout: 10000 });
+    await page.click(".new-version button");
+    await page.waitForSelector('[data-link="live"]', { timeout: 15000 });
+    await page.waitForSelector("h1:has-text('Task #1')", { timeout: 10000 });
+    await page.waitForTimeout(500);
+    return {
+      before,
+      after: await page.evaluate(() => caches.keys()),
+      noticeAfterReload: await page.$(".new-version") !== null,
+      notice,
+      build: await page.evaluate(() => [...document.scripts].map((script) => script.textContent)
+        .join("").match(/var build = "([^"]+)"/)[1]),
+      policyViolations: await violations(page),
+    };
   },
 
   // The handshake refused because the server cannot check the token (its

@@ -25,6 +25,8 @@ pub struct Hooks {
     /// The first successful join, or a re-join after the server asked for a
     /// resync: the board (re)loads tasks by REST.
     pub on_fresh_join: Box<dyn Fn()>,
+    /// Every successful join: the link is live again.
+    pub on_live: Box<dyn Fn()>,
 }
 
 pub struct LiveLink {
@@ -292,6 +294,7 @@ fn on_ack(link: &Rc<RefCell<Inner>>, id: u64, answer: Value) {
         if fresh {
             (link.borrow().hooks.on_fresh_join)();
         }
+        (link.borrow().hooks.on_live)();
         return;
     }
     let code = answer["error"]["code"]

@@ -5,6 +5,7 @@ mod api;
 mod live;
 mod markdown;
 mod notices;
+mod offline;
 mod pages;
 mod session;
 mod store;
@@ -18,31 +19,10 @@ use notices::{NoticeList, Notices};
 use session::{use_session, Session};
 
 fn main() {
-    std::panic::set_hook(Box::new(|info| {
-        console_error_panic_hook::hook(info);
-        show_crash_notice();
-    }));
+    // A panic aborts at once (the build's `immediate-abort` strategy keeps
+    // the panic machinery out of the wasm); `index.html` turns the trap into
+    // a notice with a reload.
     leptos::mount::mount_to_body(App);
-}
-
-/// A panic stops the app for good (release builds abort): rather than leave
-/// a page that no longer reacts, say so and offer a reload. Everything saved
-/// is on the server; the reload rejoins with what was missed.
-fn show_crash_notice() {
-    let Some(document) = web_sys::window().and_then(|window| window.document()) else {
-        return;
-    };
-    let (Ok(notice), Some(body)) = (document.create_element("div"), document.body()) else {
-        return;
-    };
-    notice.set_class_name("crash");
-    notice.set_attribute("role", "alert").ok();
-    notice.set_inner_html(
-        "<p>Something went wrong and this page stopped working. \
-         Your saved work is safe on the server.</p>\
-         <button onclick=\"location.reload()\">Reload</button>",
-    );
-    let _ = body.append_child(&notice);
 }
 
 #[component]

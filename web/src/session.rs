@@ -86,6 +86,7 @@ pub fn sign_out_locally() {
     if let Some(storage) = storage() {
         let _ = storage.remove_item(USER_KEY);
     }
+    crate::offline::forget_everything();
     if let Some(session) = use_context::<Session>() {
         session.user.set(None);
     }

@@ -8,6 +8,8 @@ use leptos::prelude::*;
 use protocol::{Member, PresenceUser, Project, Task};
 use taskmaster_board::merge;
 
+use crate::offline::QueuedEdit;
+
 /// The live connection, as the user should see it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LinkState {
@@ -42,11 +44,24 @@ pub struct ProjectStore {
     pub link: RwSignal<LinkState>,
     pub load: RwSignal<LoadState>,
     pub members: RwSignal<Vec<Member>>,
+    /// Where this project's copy lives on the device (`offline`): the
+    /// signed-in user's and this project's ids.
+    pub device_key: StoredValue<Option<String>>,
+    /// The seq of the copy on the device, when it is the current one.
+    pub saved_seq: StoredValue<Option<i64>>,
+    /// Edits shown on the board that the server has not confirmed (being
+    /// sent, or queued): while there are any, the copy is not written.
+    pub unconfirmed: StoredValue<usize>,
+    /// Edits that could not reach the server, oldest first.
+    pub queued: RwSignal<Vec<QueuedEdit>>,
+    /// Whether the queued edits are being sent now.
+    pub sending: StoredValue<bool>,
 }
 
 impl ProjectStore {
     pub fn new(project_id: String) -> Self {
         Self {
+            device_key: StoredValue::new(crate::offline::device_key(&project_id)),
             project_id: StoredValue::new(project_id),
             project: RwSignal::new(None),
             tasks: RwSignal::new(HashMap::new()),
@@ -56,6 +71,10 @@ impl ProjectStore {
             link: RwSignal::new(LinkState::Connecting),
             load: RwSignal::new(LoadState::Loading { loaded: 0 }),
             members: RwSignal::new(Vec::new()),
+            saved_seq: StoredValue::new(None),
+            unconfirmed: StoredValue::new(0),
+            queued: RwSignal::new(Vec::new()),
+            sending: StoredValue::new(false),
         }
     }
 
@@ -98,6 +117,7 @@ impl ProjectStore {
         self.tasks.set(HashMap::new());
         self.deleted.set_value(HashSet::new());
         self.last_seq.set_value(None);
+        self.saved_seq.set_value(None);
         self.load.set(LoadState::Loading { loaded: 0 });
     }
 

@@ -21,7 +21,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Router;
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
-use tower_http::services::ServeDir;
+use tower_http::services::{ServeDir, ServeFile};
 use tower_http::set_header::SetResponseHeaderLayer;
 
 use super::security_headers::{origin_of, page_policy};
@@ -36,21 +36,31 @@ const REVALIDATE: HeaderValue = HeaderValue::from_static("no-cache");
 /// when the assets come from a CDN host) may load them as modules.
 const ANY_ORIGIN: HeaderValue = HeaderValue::from_static("*");
 
-/// `/assets/…`, from `WEB_DIR/assets`.
+/// `/assets/…`, from `WEB_DIR/assets`, and the service worker, `/sw.js`.
 pub fn assets(web_dir: PathBuf) -> Router<AppState> {
     let files = ServeDir::new(web_dir.join("assets"))
         .precompressed_br()
         .precompressed_gzip();
-    Router::new().nest_service(
-        "/assets",
-        tower::ServiceBuilder::new()
-            .layer(SetResponseHeaderLayer::overriding(CACHE_CONTROL, IMMUTABLE))
-            .layer(SetResponseHeaderLayer::overriding(
-                ACCESS_CONTROL_ALLOW_ORIGIN,
-                ANY_ORIGIN,
-            ))
-            .service(files),
-    )
+    // The worker's script names the build it caches: like `index.html`, it
+    // is revalidated on every check, so a deploy is found on the next load.
+    let service_worker = tower::ServiceBuilder::new()
+        .layer(SetResponseHeaderLayer::overriding(
+            CACHE_CONTROL,
+            REVALIDATE,
+        ))
+        .service(ServeFile::new(web_dir.join("sw.js")));
+    Router::new()
+        .nest_service(
+            "/assets",
+            tower::ServiceBuilder::new()
+                .layer(SetResponseHeaderLayer::overriding(CACHE_CONTROL, IMMUTABLE))
+                .layer(SetResponseHeaderLayer::overriding(
+                    ACCESS_CONTROL_ALLOW_ORIGIN,
+                    ANY_ORIGIN,
+                ))
+                .service(files),
+        )
+        .route_service("/sw.js", service_worker)
 }
 
 /// `index.html`, read once per build and kept in memory with its validator

@@ -682,7 +682,7 @@ async fn seed_graph(app: &TestApp, project: &str, count: i64) {
 
 /// Tasks inserted as fixtures took their numbers by hand: the project's
 /// counter moves past them, so the next task the API makes is `count + 1`.
-async fn numbered_up_to(app: &TestApp, project: uuid::Uuid, count: i64) {
+pub async fn numbered_up_to(app: &TestApp, project: uuid::Uuid, count: i64) {
     sqlx::query("update projects set last_task_id = $2 where project_id = $1")
         .bind(project)
         .bind(count)
@@ -692,7 +692,7 @@ async fn numbered_up_to(app: &TestApp, project: uuid::Uuid, count: i64) {
 }
 
 /// Inserts `count` tasks at once, as a fixture (the API would take minutes).
-async fn seed_tasks(app: &TestApp, project: &str, count: i64) {
+pub async fn seed_tasks(app: &TestApp, project: &str, count: i64) {
     let project: uuid::Uuid = project.parse().unwrap();
     sqlx::query(
         "insert into tasks (project_id, task_id, title, status, priority)
@@ -768,6 +768,11 @@ async fn a_refused_edit_rolls_back_with_a_message_and_keeps_the_typing() {
         "{result}"
     );
     assert_eq!(result["hasRetry"], true);
+    assert_eq!(
+        result["taskModuleLoads"],
+        json!(["link"]),
+        "a page opened at a task's address preloads the task page's module, once"
+    );
     let task = app.task(&alice, &project, 2).await;
     assert_eq!(
         task.body["dependencies"],
@@ -803,6 +808,157 @@ async fn the_board_goes_offline_and_catches_up_after_a_server_restart() {
     scenario.go_on().await;
     let result = scenario.result().await;
     assert_eq!(result["status"], "done");
+}
+
+#[tokio::test]
+async fn offline_the_board_reloads_from_the_device_keeps_edits_and_catches_up() {
+    let mut app = TestApp::spawn().await;
+    let alice = app.register("alice").await;
+    let bob = app.register("bob").await;
+    let project = app.create_project(&alice, "Offline").await;
+    app.add_member(&alice, &project, &bob, "editor").await;
+    for title in ["Ship it", "Review it", "Plan it"] {
+        app.create_task(&alice, &project, json!({ "title": title }))
+            .await;
+    }
+    let bind: std::net::SocketAddr = app.address.trim_start_matches("http://").parse().unwrap();
+    let mut scenario = on_project("offline", &app, &project, &[(&alice, "Alice Adams")]);
+    scenario.expect_step("stop_server").await;
+    app.shut_down().await.unwrap();
+    scenario.go_on().await;
+
+    scenario.expect_step("start_server_and_change").await;
+    let again = TestApp::spawn_on(&app.database_url, |config| config.bind = bind).await;
+    // Bob changes task 2 while Alice's edit of it waits on her device.
+    again
+        .patch_task(&bob, &project, 2, json!({ "title": "Bob's review" }))
+        .await;
+    again
+        .create_task(
+            &bob,
+            &project,
+            json!({ "title": "Made while you were away" }),
+        )
+        .await;
+    scenario.go_on().await;
+    let result = scenario.result().await;
+
+    assert!(result["seqKept"].as_i64().unwrap() >= 3, "{result}");
+    assert_eq!(result["pageFromWorker"], true, "{result}");
+    assert_eq!(result["titleOffline"], "Offline", "{result}");
+    assert_eq!(result["rowsOffline"], 3, "{result}");
+    assert_eq!(
+        result["queuedAfterReload"],
+        json!({ "1": "done", "2": "review" })
+    );
+    assert_eq!(result["status1"], "done", "{result}");
+    assert_eq!(result["status2"], "pending", "{result}");
+    assert_eq!(result["title2"], "Bob's review", "{result}");
+    assert_eq!(
+        result["restRequests"],
+        json!([]),
+        "catching up reads no task by REST"
+    );
+    assert_eq!(result["policyViolations"], json!([]));
+    // The server has Alice's queued edit of task 1 and not the refused one.
+    let task = |id: i64| {
+        let path = format!("/api/v1/projects/{project}/tasks/{id}");
+        let again = &again;
+        let token = &alice.token;
+        async move { again.get(&path, token).await.body }
+    };
+    let one = task(1).await;
+    assert_eq!(
+        (one["status"].as_str(), one["version"].as_i64()),
+        (Some("done"), Some(2))
+    );
+    let two = task(2).await;
+    assert_eq!(
+        (two["status"].as_str(), two["version"].as_i64()),
+        (Some("pending"), Some(2))
+    );
+}
+
+#[tokio::test]
+async fn a_deploy_is_offered_to_an_open_page_and_taken_on_reload() {
+    assert_web_app_built();
+    // A web directory of our own, to deploy a new build into.
+    let web = tempfile::tempdir().unwrap();
+    copy_dir(&web_dir().join("dist"), web.path());
+    let web_path = web.path().to_path_buf();
+    let app = TestApp::spawn_with(|config| config.web_dir = web_path).await;
+    let alice = app.register("alice").await;
+    let project = app.create_project(&alice, "Deploys").await;
+    app.create_task(&alice, &project, json!({ "title": "Keep working" }))
+        .await;
+    let mut scenario = on_project("deploy", &app, &project, &[(&alice, "Alice Adams")]);
+    scenario.expect_step("deploy").await;
+
+    let worker = std::fs::read_to_string(web.path().join("sw.js")).unwrap();
+    let build = worker
+        .split("const BUILD = \"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("sw.js names its build")
+        .to_owned();
+    let next = format!("{build}-next");
+    std::fs::write(
+        web.path().join("sw.js"),
+        worker.replace(
+            &format!("const BUILD = \"{build}\""),
+            &format!("const BUILD = \"{next}\""),
+        ),
+    )
+    .unwrap();
+    let index = std::fs::read_to_string(web.path().join("index.html")).unwrap();
+    for compressed in ["index.html.br", "index.html.gz"] {
+        let _ = std::fs::remove_file(web.path().join(compressed));
+    }
+    std::fs::write(
+        web.path().join("index.html"),
+        index.replace(
+            &format!("var build = \"{build}\""),
+            &format!("var build = \"{next}\""),
+        ),
+    )
+    .unwrap();
+    scenario.go_on().await;
+    let result = scenario.result().await;
+
+    assert_eq!(
+        result["before"],
+        json!([format!("taskmaster-{build}")]),
+        "{result}"
+    );
+    assert_eq!(
+        result["after"],
+        json!([format!("taskmaster-{next}")]),
+        "{result}"
+    );
+    assert!(
+        result["notice"].as_str().unwrap().contains("new version"),
+        "{result}"
+    );
+    assert_eq!(
+        result["build"],
+        next.as_str(),
+        "the reload brought the new build"
+    );
+    assert_eq!(result["noticeAfterReload"], false, "{result}");
+    assert_eq!(result["policyViolations"], json!([]));
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            std::fs::create_dir_all(&target).unwrap();
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
 }
 
 #[tokio::test]

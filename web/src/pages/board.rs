@@ -13,6 +13,7 @@ use super::Failure;
 use crate::api;
 use crate::live::{Hooks, LiveLink};
 use crate::notices::use_notices;
+use crate::offline;
 use crate::store::{use_store, LinkState, LoadState, ProjectStore};
 use crate::virtual_list::VirtualList;
 
@@ -30,16 +31,30 @@ pub fn ProjectShell() -> impl IntoView {
     let project_id = params.with_untracked(|params| params.get("pid").unwrap_or_default());
     let store = ProjectStore::new(project_id);
     provide_context(store);
+    let notices = use_notices();
 
     load_project(store);
-    let link = LiveLink::connect(
-        store,
-        Hooks {
+    // The copy on the device first (the board shows at once, and the link
+    // asks only for what came after it), then the live link.
+    let link = StoredValue::new_local(None::<LiveLink>);
+    spawn_local(async move {
+        offline::restore(store).await;
+        offline::restore_outbox(store).await;
+        let hooks = Hooks {
             on_fresh_join: Box::new(move || load_tasks(store)),
-        },
-    );
-    let link = StoredValue::new_local(link);
-    on_cleanup(move || link.with_value(LiveLink::close));
+            on_live: Box::new(move || offline::send_queued(store, notices)),
+        };
+        // Nothing to connect for a project the user has already left.
+        link.try_update_value(|link| *link = Some(LiveLink::connect(store, hooks)));
+    });
+    offline::keep_saved(store);
+    on_cleanup(move || {
+        link.try_update_value(|link| {
+            if let Some(link) = link.take() {
+                link.close();
+            }
+        });
+    });
 
     view! {
         <section class="project">
@@ -110,7 +125,7 @@ pub fn load_tasks(store: ProjectStore) {
 }
 
 /// Marks the moment the first tasks are on screen, for real-user monitoring.
-fn mark_board_ready() {
+pub fn mark_board_ready() {
     if let Some(performance) = web_sys::window().and_then(|window| window.performance()) {
         if performance.get_entries_by_name("board-ready").length() == 0 {
             let _ = performance.mark("board-ready");
@@ -141,7 +156,19 @@ fn initials(name: &str) -> String {
 #[component]
 fn LinkBadge() -> impl IntoView {
     let store = use_store();
-    move || {
+    let queued = move || store.queued.with(Vec::len);
+    let waiting = move || {
+        (queued() > 0).then(|| {
+            let count = queued();
+            let text = if count == 1 {
+                "1 change waiting to be sent".to_owned()
+            } else {
+                format!("{count} changes waiting to be sent")
+            };
+            view! { <span class="badge offline" data-queued=count>{text}</span> }
+        })
+    };
+    let link = move || {
         match store.link.get() {
         LinkState::Live => view! { <span class="badge live" data-link="live">"Live"</span> }.into_any(),
         LinkState::Connecting => view! { <span class="badge" data-link="connecting">"Connecting…"</span> }.into_any(),
@@ -155,7 +182,8 @@ fn LinkBadge() -> impl IntoView {
         }
         .into_any(),
     }
-    }
+    };
+    view! { {link} {waiting} }
 }
 
 /// The filters, as read from and written to the URL's query.
@@ -375,10 +403,10 @@ pub fn Board() -> impl IntoView {
             </div>
         </div>
         <LoadProgress count=Signal::derive(move || matching.with(Vec::len))/>
-        <BulkBar matching=matching/>
-        <ShortcutHelp/>
+        {move || selection.chosen.with(|chosen| !chosen.is_empty()).then(|| Suspend::new(bulk_bar(matching)))}
+        {move || selection.help.get().then(|| Suspend::new(shortcut_help()))}
         {move || if filters.get().columns {
-            view! { <Columns matching=matching/> }.into_any()
+            Suspend::new(columns_view(matching)).into_any()
         } else {
             view! {
                 <VirtualList
@@ -391,6 +419,26 @@ pub fn Board() -> impl IntoView {
             }.into_any()
         }}
     }
+}
+
+// What not every visit needs is a module of its own (`#[lazy]`), fetched
+// when first shown (and prefetched once the page is idle), so the first
+// screen's wasm stays small: the column view with its dragging, the bulk
+// bar, the shortcuts dialog.
+
+#[lazy]
+async fn columns_view(matching: Memo<Vec<i64>>) -> AnyView {
+    view! { <Columns matching=matching/> }.into_any()
+}
+
+#[lazy]
+async fn bulk_bar(matching: Memo<Vec<i64>>) -> AnyView {
+    view! { <BulkBar matching=matching/> }.into_any()
+}
+
+#[lazy]
+async fn shortcut_help() -> AnyView {
+    view! { <ShortcutHelp/> }.into_any()
 }
 
 #[component]

@@ -14,6 +14,7 @@ use crate::api;
 use crate::markdown::Markdown;
 use crate::notices::use_notices;
 use crate::notices::Notices;
+use crate::offline;
 use crate::store::{use_store, LoadState, ProjectStore};
 
 /// Saves a change to the task as the user sees it now, optimistically.
@@ -33,7 +34,9 @@ pub fn save(
 /// Saves a change made to version `base` of a task: the store shows `edit`
 /// at once; the server refuses it if the task has moved on since `base` (412)
 /// or the change is invalid (409, 422…), and then the task goes back to what
-/// it was and the user is told why. `done` hears the outcome.
+/// it was and the user is told why. When the server cannot be reached the
+/// edit stays, queued on the device until the link is back (`offline`).
+/// `done` hears the outcome.
 pub fn save_then(
     store: ProjectStore,
     notices: Notices,
@@ -47,25 +50,46 @@ pub fn save_then(
         done(Err("This task is no longer here.".into()));
         return;
     };
+    store.unconfirmed.update_value(|count| *count += 1);
     spawn_local(async move {
         match api::patch_task(&store.id(), id, base, &patch).await {
             Ok(task) => {
+                store.unconfirmed.update_value(|count| *count -= 1);
                 store.upsert(vec![task]);
                 done(Ok(()));
             }
+            Err(failure) if failure.status == 0 => {
+                offline::queue(
+                    store,
+                    offline::QueuedEdit {
+                        task_id: id,
+                        base,
+                        patch,
+                        before,
+                    },
+                );
+                notices.error(
+                    "Offline: the change is kept on this device and sent when the connection is back.",
+                );
+                done(Ok(()));
+            }
             Err(failure) => {
+                store.unconfirmed.update_value(|count| *count -= 1);
                 store.roll_back(before);
-                let why = match failure.status {
-                    412 => {
-                        "someone else changed this task first; their version is shown".to_owned()
-                    }
-                    _ => failure.message.clone(),
-                };
-                notices.error(format!("Not saved: {why}"));
+                notices.error(refusal_notice(&failure));
                 done(Err(failure.message));
             }
         }
     });
+}
+
+/// What the user is told when the server refuses an edit.
+pub fn refusal_notice(failure: &api::ApiError) -> String {
+    let why = match failure.status {
+        412 => "someone else changed this task first; their version is shown",
+        _ => &failure.message,
+    };
+    format!("Not saved: {why}")
 }
 
 /// The editable copy of a task's fields. It is separate from the store, so a
