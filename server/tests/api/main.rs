@@ -16,6 +16,7 @@ mod embedded;
 mod explain;
 mod helpers;
 mod imports;
+mod lighthouse;
 mod mcp;
 mod members;
 mod monitoring;
