@@ -92,6 +92,8 @@ async function savedSeq(page, user, timeout = 15000) {
   const deadline = Date.now() + timeout;
   for (;;) {
     const seq = await page.evaluate(async (key) => {
+      // Opened only once the app made it: opening creates a database.
+      if (!(await indexedDB.databases()).some((db) => db.name === "taskmaster")) return null;
       const db = await new Promise((resolve, reject) => {
         const request = indexedDB.open("taskmaster");
         request.onsuccess = () => resolve(request.result);
@@ -407,10 +409,29 @@ const scenarios = {
     await page.waitForFunction((before) =>
       document.querySelector(".node.next")?.dataset.taskId !== before, first.next, { timeout: 5000 });
     const nextAfter = await page.evaluate(() => document.querySelector(".node.next")?.dataset.taskId);
+    // The layout's own time over successive live changes: the first runs
+    // of freshly loaded code against the steady state.
+    const layoutSeries = [];
+    for (let round = 1; round <= 12; round++) {
+      await page.evaluate(async ({ project, round }) => {
+        const csrf = document.cookie.split(";").map((pair) => pair.trim().split("="))
+          .find(([name]) => name === "__Host-tm_csrf" || name === "tm_csrf")?.[1];
+        const answer = await fetch(`/api/v1/projects/${project}/tasks/1`, {
+          method: "PATCH",
+          headers: { "content-type": "application/json", "x-csrf-token": csrf },
+          body: JSON.stringify({ title: `Layout round ${round}` }),
+        });
+        if (!answer.ok) throw new Error(`PATCH answered ${answer.status}`);
+      }, { project: args.project, round });
+      await page.waitForFunction((round) => document.querySelector('.node[data-task-id="1"]')
+        ?.textContent.includes(`Layout round ${round}`), round, { timeout: 5000 });
+      layoutSeries.push(Number(await page.$eval(".graph", (graph) => graph.dataset.layoutMs)));
+    }
     await page.focus('.node[data-task-id="3"]');
     await page.keyboard.press("Enter");
     await page.waitForURL(/\/tasks\/3$/);
-    return { renderMs, first, scrolled, lastShown, liveMs, nextAfter, policyViolations: await violations(page) };
+    return { renderMs, first, scrolled, lastShown, liveMs, nextAfter, layoutSeries,
+             policyViolations: await violations(page) };
   },
 
   // Cards move between status columns by mouse, by touch and by keyboard;
@@ -477,8 +498,12 @@ const scenarios = {
       found[name] = await axeCheck(page);
       await shot(page, name);
     };
-    for (const scheme of ["light", "dark"]) {
-      const anonymous = await browser.newContext({ viewport: { width: 1280, height: 900 }, colorScheme: scheme });
+    const devices = [["desktop", { viewport: { width: 1280, height: 900 } }],
+                     ["phone", { viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true }]];
+    for (const [device, screen] of devices) for (const colors of ["light", "dark"]) {
+      const scheme = `${device}-${colors}`;
+      const options = { ...screen, colorScheme: colors };
+      const anonymous = await browser.newContext(options);
       const page = await anonymous.newPage();
       await page.goto(args.base + "/");
       await page.waitForSelector("text=Sign in");
@@ -488,7 +513,7 @@ const scenarios = {
       await check(page, `sign-up-${scheme}`);
       await anonymous.close();
 
-      const context = await signedIn(args.users[0], { colorScheme: scheme });
+      const context = await signedIn(args.users[0], options);
       const user = await context.newPage();
       await user.goto(args.base + "/projects");
       await user.waitForSelector(`text=${args.projectName}`);
