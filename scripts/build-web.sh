@@ -32,7 +32,7 @@ export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="-Clink-args=--emit-relocs"
 # With std built here, panics abort at once (`immediate-abort`): no panic
 # messages or unwinding tables in the wasm; index.html shows the crash.
 BUILD_STD=(RUSTC_BOOTSTRAP=1 CARGO_UNSTABLE_BUILD_STD=std,panic_abort
-  CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="$CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS -Zunstable-options -Cpanic=immediate-abort --cfg erase_components")
+  CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="$CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS -Zunstable-options -Cpanic=immediate-abort -Zlocation-detail=none -Zfmt-debug=none")
 have_rustup_target() {
   rustup target list --installed 2>/dev/null | grep -qx "$WASM_TARGET" \
     || rustup target add "$WASM_TARGET" >/dev/null 2>&1
@@ -106,17 +106,18 @@ done
 BUNDLE=$(cd "$STAGE" && ls | sort | xargs cat | sha256sum | cut -c1-16)
 mkdir -p "$DIST/assets/$BUNDLE"
 cp "$STAGE"/* "$DIST/assets/$BUNDLE/"
-# The lazy modules: index.html fetches the task page's (and the chunks
-# lazy modules share) early where the page opened is a task's, and all of
-# them when the page is idle or a link to a task is pointed at.
+# The lazy modules: index.html fetches a page's own (and the chunks lazy
+# modules share) early where the page opened is a task's or the projects',
+# and all of them when the page is idle or a link to a task is pointed at.
 modules_list() { # file patterns, expanded in the build's directory
   # shellcheck disable=SC2068
   (cd "$DIST/assets/$BUNDLE" && ls $@ 2>/dev/null || true) | sed "s#.*#\"/assets/$BUNDLE/&\"#" | paste -sd, -
 }
 TASK_MODULES=$(modules_list 'split___task_route_*.wasm' 'chunk_*.wasm')
+PROJECTS_MODULES=$(modules_list 'split___projects_route_*.wasm' 'chunk_*.wasm')
 LAZY_MODULES=$(modules_list 'split_*.wasm' 'chunk_*.wasm')
 sed -e "s#{{JS}}#$BUNDLE/app.js#g" -e "s#{{WASM}}#$BUNDLE/app_bg.wasm#g" -e "s#{{CSS}}#$BUNDLE/style.css#g" \
-  -e "s#{{TASK_MODULES}}#$TASK_MODULES#g" -e "s#{{LAZY_MODULES}}#$LAZY_MODULES#g" -e "s#{{BUILD}}#$BUNDLE#g" \
+  -e "s#{{TASK_MODULES}}#$TASK_MODULES#g" -e "s#{{PROJECTS_MODULES}}#$PROJECTS_MODULES#g" -e "s#{{LAZY_MODULES}}#$LAZY_MODULES#g" -e "s#{{BUILD}}#$BUNDLE#g" \
   "$WEB/index.html" > "$DIST/index.html"
 # The service worker precaches every asset of this build (lazy modules too,
 # so every screen opens offline); a new build changes the script, which is

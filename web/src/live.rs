@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use leptos::prelude::*;
 use protocol::{event_type, handshake_refusal, Event, Presence};
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::{JsCast, JsValue};
 use web_sys::{MessageEvent, WebSocket};
@@ -196,13 +196,46 @@ fn on_packet(link: &Rc<RefCell<Inner>>, packet: &str) {
     }
 }
 
+// The packets' bodies, read into types rather than a JSON tree: the app
+// needs a handful of fields, and a generic JSON value would cost the first
+// screen its parser, printer and indexing code.
+
+/// `44{"message": …}`: the server refused the connection.
+#[derive(Deserialize)]
+struct ConnectRefusal {
+    #[serde(default)]
+    message: String,
+}
+
+/// The answer to `join`.
+#[derive(Deserialize)]
+struct JoinAnswer {
+    ok: bool,
+    #[serde(default)]
+    seq: i64,
+    error: Option<JoinError>,
+}
+
+#[derive(Deserialize)]
+struct JoinError {
+    #[serde(default)]
+    code: String,
+    message: Option<String>,
+}
+
+#[derive(Serialize)]
+struct JoinRequest<'a> {
+    project_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    since: Option<i64>,
+}
+
 fn on_socket_io(link: &Rc<RefCell<Inner>>, packet: &str) {
     match packet.as_bytes().first() {
         Some(b'0') => join(link),
         Some(b'4') => {
-            let message = serde_json::from_str::<Value>(&packet[1..])
-                .ok()
-                .and_then(|error| error.get("message")?.as_str().map(str::to_owned))
+            let message = serde_json::from_str::<ConnectRefusal>(&packet[1..])
+                .map(|refusal| refusal.message)
                 .unwrap_or_default();
             if handshake_refusal::refuses_credentials(&message) {
                 // The token is no longer valid: sign in again.
@@ -215,25 +248,17 @@ fn on_socket_io(link: &Rc<RefCell<Inner>>, packet: &str) {
             }
         }
         Some(b'2') => {
-            let Ok(Value::Array(mut parts)) = serde_json::from_str::<Value>(&packet[1..]) else {
-                return;
-            };
-            if parts.len() < 2 {
-                return;
-            }
-            let payload = parts.swap_remove(1);
-            match parts[0].as_str() {
-                Some("event") => {
-                    if let Ok(event) = serde_json::from_value::<Event>(payload) {
-                        on_event(link, event);
-                    }
+            // `["event", {…}]` or `["presence", {…}]`; other messages are
+            // not the board's.
+            let body = &packet[1..];
+            if body.starts_with(r#"["event","#) {
+                if let Ok((_, event)) = serde_json::from_str::<(String, Event)>(body) {
+                    on_event(link, event);
                 }
-                Some("presence") => {
-                    if let Ok(presence) = serde_json::from_value::<Presence>(payload) {
-                        link.borrow().store.presence.set(presence.users);
-                    }
+            } else if body.starts_with(r#"["presence","#) {
+                if let Ok((_, presence)) = serde_json::from_str::<(String, Presence)>(body) {
+                    link.borrow().store.presence.set(presence.users);
                 }
-                _ => {}
             }
         }
         Some(b'3') => {
@@ -241,12 +266,9 @@ fn on_socket_io(link: &Rc<RefCell<Inner>>, packet: &str) {
             let Ok(id) = packet[1..1 + digits].parse::<u64>() else {
                 return;
             };
-            let Ok(Value::Array(mut parts)) = serde_json::from_str::<Value>(&packet[1 + digits..])
-            else {
-                return;
-            };
-            if !parts.is_empty() {
-                on_ack(link, id, parts.swap_remove(0));
+            // Only joins are acknowledged to the board: `[{"ok": …}]`.
+            if let Ok((answer,)) = serde_json::from_str::<(JoinAnswer,)>(&packet[1 + digits..]) {
+                on_ack(link, id, answer);
             }
         }
         _ => {}
@@ -260,24 +282,26 @@ fn join(link: &Rc<RefCell<Inner>>) {
         inner.next_ack += 1;
         let since = inner.store.last_seq.get_value();
         inner.join_ack = Some((id, since.is_none()));
-        let mut body = json!({ "project_id": inner.store.id() });
-        if let Some(since) = since {
-            body["since"] = json!(since);
-        }
-        format!("42{id}{}", json!(["join", body]))
+        let project_id = inner.store.id();
+        let request = JoinRequest {
+            project_id: &project_id,
+            since,
+        };
+        let body = serde_json::to_string(&("join", request)).unwrap_or_default();
+        format!("42{id}{body}")
     };
     send(link, &packet);
 }
 
-fn on_ack(link: &Rc<RefCell<Inner>>, id: u64, answer: Value) {
+fn on_ack(link: &Rc<RefCell<Inner>>, id: u64, answer: JoinAnswer) {
     let Some((expected, fresh)) = link.borrow().join_ack else {
         return;
     };
     if id != expected {
         return;
     }
-    if answer["ok"].as_bool() == Some(true) {
-        let seq = answer["seq"].as_i64().unwrap_or(0);
+    if answer.ok {
+        let seq = answer.seq;
         let early = {
             let mut inner = link.borrow_mut();
             inner.attempts = 0;
@@ -297,10 +321,11 @@ fn on_ack(link: &Rc<RefCell<Inner>>, id: u64, answer: Value) {
         (link.borrow().hooks.on_live)();
         return;
     }
-    let code = answer["error"]["code"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+    let error = answer.error.unwrap_or(JoinError {
+        code: String::new(),
+        message: None,
+    });
+    let code = error.code;
     let store = link.borrow().store;
     if code == "resync_required" || code == "invalid_since" {
         store.reset();
@@ -309,10 +334,9 @@ fn on_ack(link: &Rc<RefCell<Inner>>, id: u64, answer: Value) {
         link.borrow_mut().closed = true;
         store.link.set(LinkState::Refused);
         store.load.set(crate::store::LoadState::Failed(
-            answer["error"]["message"]
-                .as_str()
-                .unwrap_or("You cannot follow this project.")
-                .to_owned(),
+            error
+                .message
+                .unwrap_or_else(|| "You cannot follow this project.".to_owned()),
         ));
     }
 }

@@ -19,6 +19,11 @@ use notices::{NoticeList, Notices};
 use session::{use_session, Session};
 
 fn main() {
+    // `index.html` drew the app's frame so the page is not blank while the
+    // wasm loads; the app draws it again in the same place.
+    if let Some(shell) = document().get_element_by_id("shell") {
+        shell.remove();
+    }
     // A panic aborts at once (the build's `immediate-abort` strategy keeps
     // the panic machinery out of the wasm); `index.html` turns the trap into
     // a notice with a reload.
@@ -43,8 +48,8 @@ fn App() -> impl IntoView {
                 <Routes fallback=|| view! { <p class="empty">"There is nothing at this address."</p> }>
                     <Route path=path!("/") view=Home/>
                     <Route path=path!("/signin") view=pages::auth::SignIn/>
-                    <Route path=path!("/signup") view=pages::auth::SignUp/>
-                    <Route path=path!("/projects") view=|| view! { <SignedIn><pages::projects::ProjectList/></SignedIn> }/>
+                    <Route path=path!("/signup") view={Lazy::<pages::auth::SignUpRoute>::new()}/>
+                    <Route path=path!("/projects") view={Lazy::<pages::projects::ProjectsRoute>::new()}/>
                     <ParentRoute path=path!("/projects/:pid") view=|| view! { <SignedIn><pages::board::ProjectShell/></SignedIn> }>
                         <Route path=path!("") view=pages::board::Board/>
                         <Route path=path!("tasks/:id") view={Lazy::<pages::task::TaskRoute>::new()}/>

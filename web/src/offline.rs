@@ -34,7 +34,6 @@ use crate::notices::Notices;
 use crate::store::{LoadState, ProjectStore};
 
 const DATABASE: &str = "taskmaster";
-const DATABASE_VERSION: u32 = 1;
 /// A board's head (`user/project`) and its tasks (`user/project#00000`…).
 const BOARDS: &str = "boards";
 /// Edits not yet sent, one list per `user/project`.
@@ -106,7 +105,30 @@ async fn database() -> Result<IdbDatabase, JsValue> {
         .ok_or("no window")?
         .indexed_db()?
         .ok_or("no IndexedDB")?;
-    let request = factory.open_with_u32(DATABASE, DATABASE_VERSION)?;
+    // At whatever version it is; created with our stores if it is new.
+    let mut db = open_database(&factory, None).await?;
+    if [BOARDS, OUTBOX]
+        .iter()
+        .any(|store| !db.object_store_names().contains(store))
+    {
+        // Someone made the database without our stores: a new version
+        // adds them (only an upgrade may).
+        let next = db.version() as u32 + 1;
+        db.close();
+        db = open_database(&factory, Some(next)).await?;
+    }
+    DB.with_borrow_mut(|slot| *slot = Some(db.clone()));
+    Ok(db)
+}
+
+async fn open_database(
+    factory: &web_sys::IdbFactory,
+    version: Option<u32>,
+) -> Result<IdbDatabase, JsValue> {
+    let request = match version {
+        Some(version) => factory.open_with_u32(DATABASE, version)?,
+        None => factory.open(DATABASE)?,
+    };
     let opening = request.clone();
     let upgrade = Closure::<dyn FnMut(JsValue)>::new(move |_| {
         let Ok(db) = opening.result() else { return };
@@ -118,14 +140,13 @@ async fn database() -> Result<IdbDatabase, JsValue> {
         }
     });
     request.set_onupgradeneeded(Some(upgrade.as_ref().unchecked_ref()));
-    let db: IdbDatabase = request_result(&request).await?.unchecked_into();
+    let db = request_result(&request).await;
     request.set_onupgradeneeded(None);
-    DB.with_borrow_mut(|slot| *slot = Some(db.clone()));
-    Ok(db)
+    Ok(db?.unchecked_into())
 }
 
 /// Lets the page handle input and paint between two slices of work.
-async fn yield_to_page() {
+pub async fn yield_to_page() {
     let _ = settled(|done, _| {
         if let Some(window) = web_sys::window() {
             let _ = window.set_timeout_with_callback(done);
@@ -160,10 +181,71 @@ fn key_of(store: &ProjectStore) -> Option<String> {
     store.device_key.try_get_value().flatten()
 }
 
-/// Puts the copy of this project kept on the device on the board, if there
-/// is one: the board then shows at once, and the live link joins with its
-/// seq. Tasks arrive record by record, the page staying responsive.
-pub async fn restore(store: ProjectStore) -> bool {
+/// Puts what the device keeps of this project back on the board: the copy
+/// (the board shows at once, and the live link joins with its seq) and the
+/// edits still to send. Whether anything is kept is known without the
+/// database (a `localStorage` mark), so a first visit neither waits for
+/// IndexedDB nor fetches this module's code before going live.
+pub async fn restore_from_device(store: ProjectStore) {
+    if key_of(&store).is_some_and(|key| is_kept(&key)) {
+        restore_kept(store).await;
+    }
+}
+
+/// The code that reads and writes the device's copy is a module of its own
+/// (`#[lazy]`), fetched when a copy exists or is first written: the first
+/// screen does not carry it.
+#[lazy]
+async fn restore_kept(store: ProjectStore) {
+    restore(store).await;
+    restore_outbox(store).await;
+}
+
+#[lazy]
+async fn save_board(store: ProjectStore) {
+    if save(store).await.is_ok() {
+        mark_kept(&store);
+    }
+}
+
+#[lazy]
+async fn save_outbox(store: ProjectStore) {
+    if write_outbox(store).await.is_ok() {
+        mark_kept(&store);
+    }
+}
+
+#[lazy]
+async fn clear_device() {
+    clear().await;
+}
+
+const KEPT_MARK: &str = "taskmaster.kept:";
+
+fn local_storage() -> Option<web_sys::Storage> {
+    web_sys::window()?.local_storage().ok().flatten()
+}
+
+fn is_kept(key: &str) -> bool {
+    local_storage()
+        .and_then(|storage| {
+            storage
+                .get_item(&format!("{KEPT_MARK}{key}"))
+                .ok()
+                .flatten()
+        })
+        .is_some()
+}
+
+fn mark_kept(store: &ProjectStore) {
+    if let (Some(storage), Some(key)) = (local_storage(), key_of(store)) {
+        let _ = storage.set_item(&format!("{KEPT_MARK}{key}"), "1");
+    }
+}
+
+/// The board kept on the device, if there is one; tasks arrive record by
+/// record, the page staying responsive.
+async fn restore(store: ProjectStore) -> bool {
     let Some(key) = key_of(&store) else {
         return false;
     };
@@ -231,9 +313,7 @@ pub fn keep_saved(store: ProjectStore) {
         scheduled.set_value(true);
         let write_now = move || {
             scheduled.try_set_value(false);
-            spawn_local(async move {
-                let _ = save(store).await;
-            });
+            spawn_local(save_board(store));
         };
         set_timeout(write_now, SAVE_AFTER);
     });
@@ -289,7 +369,7 @@ async fn save(store: ProjectStore) -> Result<(), JsValue> {
 
 /// Puts the edits left from an earlier visit back on the board, to be sent
 /// when the link is live.
-pub async fn restore_outbox(store: ProjectStore) {
+async fn restore_outbox(store: ProjectStore) {
     let Some(key) = key_of(&store) else { return };
     let Ok(value) = read_outbox(&key).await else {
         return;
@@ -358,9 +438,7 @@ pub fn queue(store: ProjectStore, edit: QueuedEdit) {
             None => edits.push(edit),
         }
     });
-    spawn_local(async move {
-        let _ = write_outbox(store).await;
-    });
+    spawn_local(save_outbox(store));
 }
 
 /// Sends the queued edits, oldest first, once the link is live. Stops at
@@ -390,7 +468,7 @@ pub fn send_queued(store: ProjectStore, notices: Notices) {
             store.queued.update(|edits| {
                 edits.remove(0);
             });
-            let _ = write_outbox(store).await;
+            save_outbox(store).await;
         }
         store.sending.try_set_value(false);
     });
@@ -398,19 +476,33 @@ pub fn send_queued(store: ProjectStore, notices: Notices) {
 
 /// Forgets every board and queued edit on this device (sign-out).
 pub fn forget_everything() {
-    spawn_local(async {
-        let Ok(db) = database().await else { return };
-        let Ok(transaction) = db.transaction_with_str_sequence_and_mode(
-            &Array::of2(&BOARDS.into(), &OUTBOX.into()),
-            IdbTransactionMode::Readwrite,
-        ) else {
+    if let Some(storage) = local_storage() {
+        let marks: Vec<String> = (0..storage.length().unwrap_or(0))
+            .filter_map(|index| storage.key(index).ok().flatten())
+            .filter(|name| name.starts_with(KEPT_MARK))
+            .collect();
+        if marks.is_empty() {
             return;
-        };
-        for name in [BOARDS, OUTBOX] {
-            if let Ok(store) = transaction.object_store(name) {
-                let _ = store.clear();
-            }
         }
-        let _ = committed(&transaction).await;
-    });
+        for mark in marks {
+            let _ = storage.remove_item(&mark);
+        }
+    }
+    spawn_local(clear_device());
+}
+
+async fn clear() {
+    let Ok(db) = database().await else { return };
+    let Ok(transaction) = db.transaction_with_str_sequence_and_mode(
+        &Array::of2(&BOARDS.into(), &OUTBOX.into()),
+        IdbTransactionMode::Readwrite,
+    ) else {
+        return;
+    };
+    for name in [BOARDS, OUTBOX] {
+        if let Ok(store) = transaction.object_store(name) {
+            let _ = store.clear();
+        }
+    }
+    let _ = committed(&transaction).await;
 }

@@ -24,7 +24,7 @@ const MAX_TBT_MS: f64 = 150.0;
 /// The mobile preset (a mid-range phone: four times slower CPU, slow 4G
 /// simulated) does not meet the promise yet for performance, LCP and TBT:
 /// the first paint of a client-rendered page waits for the main wasm module
-/// (220 KB brotli: over a second at 1.6 Mbit/s) and its start-up (about
+/// (197 KB brotli: about a second at 1.6 Mbit/s) and its start-up (about
 /// 300 ms of script on that CPU). docs/BENCHMARKS.md has the numbers. Until
 /// it does, these bounds keep it from getting worse; everything else is
 /// held to the promise on both presets.

@@ -4,7 +4,7 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 use leptos_router::components::A;
 use leptos_router::hooks::use_navigate;
-use leptos_router::NavigateOptions;
+use leptos_router::{lazy_route, LazyRoute, NavigateOptions};
 use protocol::{AuthResponse, LoginRequest, RegisterRequest};
 use serde::Serialize;
 use std::sync::Arc;
@@ -88,6 +88,20 @@ pub fn SignIn() -> impl IntoView {
             <button type="submit" disabled=busy>"Sign in"</button>
             <p>"New here? " <A href="/signup">"Create an account"</A></p>
         </form>
+    }
+}
+
+/// Signing up happens once per user: its page is a module of its own.
+pub struct SignUpRoute;
+
+#[lazy_route]
+impl LazyRoute for SignUpRoute {
+    fn data() -> Self {
+        SignUpRoute
+    }
+
+    fn view(_this: Self) -> AnyView {
+        view! { <SignUp/> }.into_any()
     }
 }
 

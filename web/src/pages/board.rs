@@ -18,7 +18,11 @@ use crate::store::{use_store, LinkState, LoadState, ProjectStore};
 use crate::virtual_list::VirtualList;
 
 /// Tasks per REST page while loading a board.
-const PAGE_SIZE: usize = 500;
+const PAGE_SIZE: usize = 250;
+/// Tasks merged into the board at a time, the page handling input and
+/// painting in between: each slice stays well under the 50 ms that makes a
+/// task "long" even on a slow phone's CPU.
+const MERGE_SLICE: usize = 125;
 const LIST_ROW_HEIGHT: f64 = 40.0;
 const CARD_HEIGHT: f64 = 64.0;
 /// Seven columns side by side: a small margin each keeps the whole board
@@ -38,8 +42,7 @@ pub fn ProjectShell() -> impl IntoView {
     // asks only for what came after it), then the live link.
     let link = StoredValue::new_local(None::<LiveLink>);
     spawn_local(async move {
-        offline::restore(store).await;
-        offline::restore_outbox(store).await;
+        offline::restore_from_device(store).await;
         let hooks = Hooks {
             on_fresh_join: Box::new(move || load_tasks(store)),
             on_live: Box::new(move || offline::send_queued(store, notices)),
@@ -104,7 +107,14 @@ pub fn load_tasks(store: ProjectStore) {
             match api::get::<TaskPage>(&path).await {
                 Ok(page) => {
                     loaded += page.items.len();
-                    store.upsert(page.items);
+                    let mut items = page.items;
+                    while items.len() > MERGE_SLICE {
+                        let rest = items.split_off(MERGE_SLICE);
+                        store.upsert(items);
+                        items = rest;
+                        offline::yield_to_page().await;
+                    }
+                    store.upsert(items);
                     if loaded <= PAGE_SIZE {
                         mark_board_ready();
                     }

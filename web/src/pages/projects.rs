@@ -4,10 +4,27 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 use leptos_router::components::A;
 use leptos_router::hooks::use_navigate;
+use leptos_router::{lazy_route, LazyRoute};
 use protocol::{CreateProjectRequest, Items, Project};
 
 use super::Failure;
 use crate::api;
+
+/// The list of projects: a module of its own, preloaded by `index.html`
+/// when the page opened is this one, prefetched on idle otherwise. The
+/// board stays in the main module: it is where users spend their time.
+pub struct ProjectsRoute;
+
+#[lazy_route]
+impl LazyRoute for ProjectsRoute {
+    fn data() -> Self {
+        ProjectsRoute
+    }
+
+    fn view(_this: Self) -> AnyView {
+        view! { <crate::SignedIn><ProjectList/></crate::SignedIn> }.into_any()
+    }
+}
 
 #[component]
 pub fn ProjectList() -> impl IntoView {

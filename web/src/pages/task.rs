@@ -193,7 +193,27 @@ pub fn TaskDetail() -> impl IntoView {
     let id = Memo::new(move |_| {
         params.with(|params| params.get("id").and_then(|id| id.parse::<i64>().ok()))
     });
-    let task = Memo::new(move |_| id.get().and_then(|id| store.task(id)));
+    // A page opened at a task's address reads the task on its own, so it
+    // does not wait for the live link's join and the board's first page of
+    // tasks. The early copy stays out of the store (the board's copy is the
+    // server's at the seq it joined at) and stands in only while the board
+    // is loading.
+    let early = RwSignal::new(None::<Task>);
+    if let Some(id) = id.get_untracked().filter(|id| store.task(*id).is_none()) {
+        spawn_local(async move {
+            let path = format!("/api/v1/projects/{}/tasks/{id}", store.id());
+            if let Ok(task) = api::get::<Task>(&path).await {
+                early.try_set(Some(task));
+            }
+        });
+    }
+    let task = Memo::new(move |_| {
+        let id = id.get()?;
+        store.task(id).or_else(|| {
+            let loading = matches!(store.load.get(), LoadState::Loading { .. });
+            early.get().filter(|task| loading && task.id == id)
+        })
+    });
     let exists = Memo::new(move |_| task.with(Option::is_some));
     let draft = Draft::new();
     // The version the form was filled from: what the user's edit applies to.
