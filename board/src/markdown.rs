@@ -60,6 +60,15 @@ pub enum Inline {
     Check(bool),
 }
 
+/// A note's time, `2025-05-25T10:24:59.806Z`, as `2025-05-25 10:24 UTC`;
+/// anything else as it is.
+pub fn readable_time(added: &str) -> String {
+    match (added.get(..10), added.get(11..16)) {
+        (Some(date), Some(time)) if added.get(10..11) == Some("T") => format!("{date} {time} UTC"),
+        _ => added.to_owned(),
+    }
+}
+
 const NOTE_OPEN: &str = "<info added on ";
 const NOTE_CLOSE: &str = "</info added on ";
 
@@ -356,6 +365,15 @@ mod tests {
 
     fn text(value: &str) -> Inline {
         Inline::Text(value.to_owned())
+    }
+
+    #[test]
+    fn a_notes_time_reads_as_date_hour_and_zone() {
+        assert_eq!(
+            readable_time("2025-05-25T10:24:59.806Z"),
+            "2025-05-25 10:24 UTC"
+        );
+        assert_eq!(readable_time("yesterday"), "yesterday");
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! nothing goes in as HTML, so whatever a task says, it cannot run.
 
 use leptos::prelude::*;
-use taskmaster_board::markdown::{render, Block, Inline};
+use taskmaster_board::markdown::{readable_time, render, Block, Inline};
 
 /// `text` rendered, updated as it changes; nothing when it is empty.
 #[component]
@@ -83,14 +83,5 @@ fn inline(inline: Inline) -> AnyView {
             <input type="checkbox" disabled checked=done aria-label=if done { "done" } else { "not done" }/>
         }
         .into_any(),
-    }
-}
-
-/// `2025-05-25T10:24:59.806Z` as `2025-05-25 10:24 UTC`; anything else as
-/// it is.
-fn readable_time(added: &str) -> String {
-    match (added.get(..10), added.get(11..16)) {
-        (Some(date), Some(time)) if added.get(10..11) == Some("T") => format!("{date} {time} UTC"),
-        _ => added.to_owned(),
     }
 }
