@@ -113,8 +113,12 @@ modules_list() { # file patterns, expanded in the build's directory
   # shellcheck disable=SC2068
   (cd "$DIST/assets/$BUNDLE" && ls $@ 2>/dev/null || true) | sed "s#.*#\"/assets/$BUNDLE/&\"#" | paste -sd, -
 }
-TASK_MODULES=$(modules_list 'split___task_route_*.wasm' 'chunk_*.wasm')
-PROJECTS_MODULES=$(modules_list 'split___projects_route_*.wasm' 'chunk_*.wasm')
+# A page's own: its module and the chunks it needs, as the loader lists them.
+page_modules() { # module name part
+  node "$ROOT/scripts/wasm-split-deps.mjs" "$DIST/assets/$BUNDLE/__wasm_split.js" "$1" "/assets/$BUNDLE/"
+}
+TASK_MODULES=$(page_modules task_route)
+PROJECTS_MODULES=$(page_modules projects_route)
 LAZY_MODULES=$(modules_list 'split_*.wasm' 'chunk_*.wasm')
 sed -e "s#{{JS}}#$BUNDLE/app.js#g" -e "s#{{WASM}}#$BUNDLE/app_bg.wasm#g" -e "s#{{CSS}}#$BUNDLE/style.css#g" \
   -e "s#{{TASK_MODULES}}#$TASK_MODULES#g" -e "s#{{PROJECTS_MODULES}}#$PROJECTS_MODULES#g" -e "s#{{LAZY_MODULES}}#$LAZY_MODULES#g" -e "s#{{BUILD}}#$BUNDLE#g" \

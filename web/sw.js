@@ -67,7 +67,10 @@ async function page(request) {
   const timer = setTimeout(() => controller.abort(), PAGE_TIMEOUT_MS);
   try {
     const response = await fetch(request, { signal: controller.signal });
-    if (response.ok && (response.headers.get("content-type") || "").startsWith("text/html")) {
+    // A page with the server's first paint in it is this visit's own; the
+    // plain page is the one to start from offline.
+    if (response.ok && (response.headers.get("content-type") || "").startsWith("text/html")
+        && !response.headers.has("x-first-paint")) {
       await cache.put(PAGE, response.clone());
     }
     return response;

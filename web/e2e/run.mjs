@@ -27,6 +27,22 @@ function check(condition, message) {
 mkdirSync(args.artifacts, { recursive: true });
 const shot = (page, name) => page.screenshot({ path: `${args.artifacts}/${name}.png` });
 
+/** The app shows its own page: the server's first paint of it (a picture
+ * the app draws over, see web/src/first_paint.rs) is gone, so what a
+ * scenario finds and clicks is the app's. */
+const appShown = (page) => page.waitForFunction(() => !document.querySelector("#shell.first-paint"),
+  null, { timeout: 10000 });
+async function visit(page, url) {
+  const response = await page.goto(url);
+  await appShown(page);
+  return response;
+}
+async function reload(page) {
+  const response = await page.reload();
+  await appShown(page);
+  return response;
+}
+
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
   args: ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
@@ -80,7 +96,7 @@ async function axeCheck(page) {
 
 async function openBoard(context, query = "") {
   const page = await context.newPage();
-  await page.goto(`${args.base}/projects/${args.project}${query}`);
+  await visit(page, `${args.base}/projects/${args.project}${query}`);
   await page.waitForSelector('[data-link="live"]', { timeout: 10000 });
   await page.waitForSelector('[data-load="ready"]', { timeout: 30000 });
   return page;
@@ -134,7 +150,7 @@ const scenarios = {
     const fetched = [];
     page.on("request", (request) => fetched.push(new URL(request.url()).pathname));
     const taskModuleFetched = () => fetched.some((path) => /split_.*task_route.*\.wasm$/.test(path));
-    await page.goto(args.base + "/");
+    await visit(page, args.base + "/");
     await page.waitForSelector("text=Sign in");
     await shot(page, "sign-in");
     await page.click("text=Create an account");
@@ -239,7 +255,7 @@ const scenarios = {
   async markdown() {
     const context = await signedIn(args.users[0]);
     const page = await context.newPage();
-    await page.goto(`${args.base}/projects/${args.project}/tasks/1`);
+    await visit(page, `${args.base}/projects/${args.project}/tasks/1`);
     const details = 'section.markdown[aria-label="Details as shown"]';
     await page.waitForSelector(`${details} h2`, { timeout: 15000 });
     await page.waitForTimeout(300);
@@ -297,7 +313,7 @@ const scenarios = {
         const context = await signedIn(args.users[0],
           { viewport, colorScheme: scheme, isMobile: device === "phone", hasTouch: device === "phone" });
         const page = await context.newPage();
-        await page.goto(`${args.base}/projects/${args.project}`);
+        await visit(page, `${args.base}/projects/${args.project}`);
         await page.waitForSelector('[data-load="ready"]', { timeout: 30000 });
         await page.waitForSelector(".task-row");
         results[`${scheme}-${device}`] = {
@@ -306,7 +322,7 @@ const scenarios = {
           titleWidth: await page.$eval(".task-row .task-title", (title) => title.getBoundingClientRect().width),
         };
         await shot(page, `board-${scheme}-${device}`);
-        await page.goto(`${args.base}/projects/${args.project}/tasks/1`);
+        await visit(page, `${args.base}/projects/${args.project}/tasks/1`);
         await page.waitForSelector("h1:has-text('Task #1')");
         await shot(page, `task-${scheme}-${device}`);
         await context.close();
@@ -380,7 +396,7 @@ const scenarios = {
     const context = await signedIn(args.users[0]);
     const page = await context.newPage();
     const started = Date.now();
-    await page.goto(`${args.base}/projects/${args.project}/graph`);
+    await visit(page, `${args.base}/projects/${args.project}/graph`);
     await page.waitForSelector('[data-graph="ready"]', { timeout: 30000 });
     await page.waitForSelector(`.node[data-task-id="${args.total}"], .node[data-task-id="1"]`);
     const renderMs = Date.now() - started;
@@ -505,7 +521,7 @@ const scenarios = {
       const options = { ...screen, colorScheme: colors };
       const anonymous = await browser.newContext(options);
       const page = await anonymous.newPage();
-      await page.goto(args.base + "/");
+      await visit(page, args.base + "/");
       await page.waitForSelector("text=Sign in");
       await check(page, `sign-in-${scheme}`);
       await page.click("text=Create an account");
@@ -515,10 +531,10 @@ const scenarios = {
 
       const context = await signedIn(args.users[0], options);
       const user = await context.newPage();
-      await user.goto(args.base + "/projects");
+      await visit(user, args.base + "/projects");
       await user.waitForSelector(`text=${args.projectName}`);
       await check(user, `projects-${scheme}`);
-      await user.goto(`${args.base}/projects/${args.project}`);
+      await visit(user, `${args.base}/projects/${args.project}`);
       await user.waitForSelector('[data-load="ready"]');
       await user.waitForSelector(".task-row");
       await check(user, `board-${scheme}`);
@@ -530,17 +546,17 @@ const scenarios = {
       await user.waitForSelector(".bulk-bar");
       await check(user, `bulk-bar-${scheme}`);
       await user.keyboard.press("Escape");
-      await user.goto(`${args.base}/projects/${args.project}?view=columns`);
+      await visit(user, `${args.base}/projects/${args.project}?view=columns`);
       await user.waitForSelector(".task-card");
       await check(user, `columns-${scheme}`);
-      await user.goto(`${args.base}/projects/${args.project}/tasks/1`);
+      await visit(user, `${args.base}/projects/${args.project}/tasks/1`);
       await user.waitForSelector("section.markdown");
       await user.click("details.note summary");
       await check(user, `task-${scheme}`);
-      await user.goto(`${args.base}/projects/${args.project}/members`);
+      await visit(user, `${args.base}/projects/${args.project}/members`);
       await user.waitForSelector("input[name=\"invite-email\"]");
       await check(user, `members-${scheme}`);
-      await user.goto(`${args.base}/projects/${args.project}/graph`);
+      await visit(user, `${args.base}/projects/${args.project}/graph`);
       await user.waitForSelector(".node");
       await check(user, `graph-${scheme}`);
       await context.close();
@@ -583,7 +599,7 @@ const scenarios = {
       && document.querySelector('[data-task-id="3"]'));
     // A shared filtered address opens with the same filters.
     const shared = await pageB.context().newPage();
-    await shared.goto(pageA.url());
+    await visit(shared, pageA.url());
     await shared.waitForSelector('[data-task-id="3"]');
     const sharedRows = await shared.evaluate(() => document.querySelectorAll("[data-task-id]").length);
     return { statusMs, createMs, url: statusUrl, sharedRows,
@@ -598,7 +614,7 @@ const scenarios = {
     await client.send("Network.enable");
     await client.send("Network.setCacheDisabled", { cacheDisabled: true });
     const started = Date.now();
-    await page.goto(`${args.base}/projects/${args.project}`);
+    await visit(page, `${args.base}/projects/${args.project}`);
     await page.waitForSelector('[data-task-id="1"]', { timeout: 15000 });
     const interactiveMs = Date.now() - started;
     await page.waitForSelector('[data-load="ready"]', { timeout: 60000 });
@@ -641,7 +657,7 @@ const scenarios = {
     await serviceWorkerInControl(page);
     await savedSeq(page, args.users[0], 30000);
     const warmStarted = Date.now();
-    await page.reload();
+    await reload(page);
     await page.waitForSelector('[data-task-id="1"]', { timeout: 15000 });
     const warmInteractiveMs = Date.now() - warmStarted;
     await page.waitForSelector('[data-load="ready"]', { timeout: 30000 });
@@ -660,7 +676,7 @@ const scenarios = {
     const context = await signedIn(alice);
     const page = await context.newPage();
     // A dependency cycle: task 2 may not depend on task 1, which depends on it.
-    await page.goto(`${args.base}/projects/${args.project}/tasks/2`);
+    await visit(page, `${args.base}/projects/${args.project}/tasks/2`);
     await page.waitForSelector("h1:has-text('Task #2')");
     // Opened at a task's address, the page fetched the task page's module
     // from the start (a preload link), not once the app asked for it.
@@ -675,7 +691,7 @@ const scenarios = {
     await shot(page, "rollback-cycle");
 
     // A stale edit: someone else changes task 1 while Alice edits it.
-    await page.goto(`${args.base}/projects/${args.project}/tasks/1`);
+    await visit(page, `${args.base}/projects/${args.project}/tasks/1`);
     await page.waitForSelector("h1:has-text('Task #1')");
     await page.fill('input[name="title"]', "Alice's new title");
     await step("change_task_1");
@@ -689,11 +705,11 @@ const scenarios = {
     await shot(page, "rollback-stale");
 
     // An address of a task that does not exist says so instead of waiting.
-    await page.goto(`${args.base}/projects/${args.project}/tasks/999`);
+    await visit(page, `${args.base}/projects/${args.project}/tasks/999`);
     const missing = await (await page.waitForSelector("text=There is no such task", { timeout: 10000 })).textContent();
 
     // A project the server refuses shows why, with a retry, not a blank page.
-    await page.goto(`${args.base}/projects/01900000-0000-7000-8000-000000000000`);
+    await visit(page, `${args.base}/projects/01900000-0000-7000-8000-000000000000`);
     const refused = await page.waitForSelector(".failure", { timeout: 10000 });
     const refusedText = await refused.textContent();
     const retry = await page.$(".failure button:has-text('Retry')");
@@ -729,7 +745,7 @@ const scenarios = {
     const seqKept = await savedSeq(page, alice);
     await step("stop_server");
 
-    const reloaded = await page.reload();
+    const reloaded = await reload(page);
     const pageFromWorker = reloaded.fromServiceWorker();
     await page.waitForSelector('[data-task-id="3"]', { timeout: 10000 });
     await page.waitForSelector('[data-link="offline"]', { timeout: 15000 });
@@ -744,7 +760,7 @@ const scenarios = {
     await shot(page, "offline-queued");
 
     // The queued edits outlive a reload.
-    await page.reload();
+    await reload(page);
     await page.waitForSelector('[data-queued="2"]', { timeout: 10000 });
     const queuedAfterReload = {
       1: await rowStatus(page, 1),
@@ -807,6 +823,110 @@ const scenarios = {
         .join("").match(/var build = "([^"]+)"/)[1]),
       policyViolations: await violations(page),
     };
+  },
+
+  // The server's first paint: the board, a task and the sign-in form as a
+  // first visit shows them before the app has run (its wasm held back), and
+  // the app's hand-over, on a phone and a desktop: nothing moves.
+  async firstPaint() {
+    // Where each element is: the first paint's copy (inside the frame) or
+    // the app's (outside it), per selector, in document order.
+    const layout = (page, selectors, inFrame) => page.evaluate(({ selectors, inFrame }) =>
+      Object.fromEntries(selectors.map((selector) => [selector,
+        [...document.querySelectorAll(selector)]
+          .filter((element) => !!element.closest("#shell") === inFrame)
+          .slice(0, 12)
+          .map((element) => {
+            const box = element.getBoundingClientRect();
+            return { x: box.x, y: box.y, width: box.width, height: box.height,
+                     text: (element.value ?? element.textContent).trim().slice(0, 60) };
+          })])), { selectors, inFrame });
+    // What differs by more than a pixel (or in text) between the two.
+    const moved = (before, after) => Object.keys(before).flatMap((selector) => {
+      const differences = [];
+      if (before[selector].length === 0) differences.push(`${selector}: not in the first paint`);
+      before[selector].forEach((box, index) => {
+        const other = after[selector][index];
+        const far = (key) => Math.abs(box[key] - other[key]) > 1;
+        if (!other || box.text !== other.text || ["x", "y", "width", "height"].some(far)) {
+          differences.push(`${selector}[${index}]: ${JSON.stringify(box)} -> ${JSON.stringify(other)}`);
+        }
+      });
+      return differences;
+    });
+    const screens = {
+      board: { path: `/projects/${args.project}`,
+               selectors: [".project-head h1", ".project-head nav", ".toolbar", ".virtual-list", ".task-row .task-title"] },
+      task: { path: `/projects/${args.project}/tasks/1`,
+              selectors: [".task-detail h1", 'input[name="title"]', "section.markdown", "fieldset.dependencies legend"] },
+      signIn: { path: "/signin", selectors: [".auth h1", 'input[name="email"]', '.auth button[type="submit"]'] },
+    };
+    const devices = {
+      phone: { viewport: { width: 412, height: 823 }, isMobile: true, hasTouch: true },
+      desktop: { viewport: { width: 1280, height: 900 } },
+    };
+    const result = {};
+    for (const [device, options] of Object.entries(devices)) {
+      const context = await signedIn(args.users[0], options);
+      await context.addInitScript(() => {
+        window.__shifts = 0;
+        new PerformanceObserver((list) => list.getEntries().forEach((entry) => {
+          if (!entry.hadRecentInput) window.__shifts += entry.value;
+        })).observe({ type: "layout-shift", buffered: true });
+      });
+      // The app held back (its wasm refused; no service worker to fetch it
+      // past the refusal): what the server drew is all there is.
+      const stillContext = await signedIn(args.users[0], { ...options, serviceWorkers: "block" });
+      const still = await stillContext.newPage();
+      await still.route("**/*.wasm", (route) => route.abort());
+      const drawn = {};
+      for (const [name, screen] of Object.entries(screens)) {
+        await still.goto(args.base + screen.path);
+        await still.waitForLoadState("load");
+        drawn[name] = await layout(still, screen.selectors, true);
+        await shot(still, `${name}-${device}-first-paint`);
+        if (device === "phone") {
+          result[name] = await still.evaluate(() => {
+            const frame = document.querySelector("#shell.first-paint");
+            return frame && {
+              inert: frame.inert,
+              name: frame.querySelector(".project-head h1")?.textContent ?? null,
+              titles: [...frame.querySelectorAll(".task-row .task-title")].map((a) => a.textContent),
+              strong: [...frame.querySelectorAll("section.markdown strong")].map((s) => s.textContent),
+              markdownText: [...frame.querySelectorAll("section.markdown")].map((s) => s.textContent).join("\n"),
+              title: frame.querySelector('input[name="title"]')?.value ?? null,
+              who: frame.querySelector(".who")?.textContent ?? null,
+              images: frame.querySelectorAll("img").length,
+              scripts: frame.querySelectorAll("script").length,
+              pwned: window.__pwned ?? null,
+            };
+          });
+        }
+      }
+      // A row's link in the picture does nothing: the frame is inert.
+      await still.goto(args.base + screens.board.path);
+      const link = await still.$("#shell .task-row .task-title");
+      const box = await link.boundingBox();
+      await still.mouse.click(box.x + box.width / 2, box.y + box.height / 2);
+      await still.waitForTimeout(300);
+      result.inertClickStayed = (result.inertClickStayed ?? true) && new URL(still.url()).pathname === screens.board.path;
+      await stillContext.close();
+
+      // With the app: after its hand-over, everything is where it was.
+      const page = await context.newPage();
+      for (const [name, screen] of Object.entries(screens)) {
+        const started = Date.now();
+        await visit(page, args.base + screen.path);
+        result[`${name}HandOverMs`] = Math.max(result[`${name}HandOverMs`] ?? 0, Date.now() - started);
+        const after = await layout(page, screen.selectors, false);
+        result[`${name}Moved`] = [...(result[`${name}Moved`] ?? []), ...moved(drawn[name], after).map((m) => `${device} ${m}`)];
+        result[`${name}Shift`] = Math.max(result[`${name}Shift`] ?? 0, await page.evaluate(() => window.__shifts));
+        await shot(page, `${name}-${device}-app`);
+      }
+      result.policyViolations = [...(result.policyViolations ?? []), ...(await violations(page))];
+      await context.close();
+    }
+    return result;
   },
 
   // The handshake refused because the server cannot check the token (its

@@ -2,6 +2,7 @@
 //! server's REST API and following each open project live over Socket.IO.
 
 mod api;
+mod first_paint;
 mod live;
 mod markdown;
 mod notices;
@@ -19,15 +20,20 @@ use notices::{NoticeList, Notices};
 use session::{use_session, Session};
 
 fn main() {
-    // `index.html` drew the app's frame so the page is not blank while the
-    // wasm loads; the app draws it again in the same place.
-    if let Some(shell) = document().get_element_by_id("shell") {
-        shell.remove();
-    }
+    // `index.html` drew the app's frame (or the server the whole first
+    // screen) so the page is not blank while the wasm loads.
+    first_paint::start();
     // A panic aborts at once (the build's `immediate-abort` strategy keeps
     // the panic machinery out of the wasm); `index.html` turns the trap into
     // a notice with a reload.
-    leptos::mount::mount_to_body(App);
+    //
+    // The app is drawn in a task of its own, not in the one that started
+    // the module: together they would hold a slow phone's page for one long
+    // task (the browser compiles each function on its first call).
+    set_timeout(
+        || leptos::mount::mount_to_body(App),
+        std::time::Duration::ZERO,
+    );
 }
 
 #[component]
@@ -45,6 +51,7 @@ fn App() -> impl IntoView {
             </header>
             <NoticeList/>
             <main>
+                <first_paint::Deferred>
                 <Routes fallback=|| view! { <p class="empty">"There is nothing at this address."</p> }>
                     <Route path=path!("/") view=Home/>
                     <Route path=path!("/signin") view=pages::auth::SignIn/>
@@ -57,6 +64,7 @@ fn App() -> impl IntoView {
                         <Route path=path!("graph") view={Lazy::<pages::graph::GraphRoute>::new()}/>
                     </ParentRoute>
                 </Routes>
+                </first_paint::Deferred>
             </main>
         </Router>
     }

@@ -3,6 +3,7 @@
 mod auth;
 pub mod error;
 pub mod extract;
+mod first_paint;
 mod health;
 mod imports;
 mod openapi;
@@ -22,7 +23,7 @@ use std::time::{Duration, Instant};
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::header::{AUTHORIZATION, COOKIE, SET_COOKIE};
-use axum::http::HeaderName;
+use axum::http::{Extensions, HeaderMap, HeaderName, StatusCode, Version};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -178,6 +179,24 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(middleware::from_fn_with_state(admission, shedding::admit))
         .layer(security_headers::api_policy());
+    // Every other address is a page: `index.html`, precompressed, or with a
+    // first paint drawn for the caller, compressed as it goes out.
+    let pages = {
+        let handler = move |State(state): State<AppState>, request: Request| {
+            web::fallback(index.clone(), state, request)
+        };
+        let enabled = state.config.compress_responses;
+        let compression = CompressionLayer::new()
+            .quality(CompressionLevel::Precise(4))
+            .compress_when(
+                DefaultPredicate::new()
+                    .and(SizeAbove::new(1024))
+                    .and(move |_: StatusCode, _: Version, _: &HeaderMap, _: &Extensions| enabled),
+            );
+        ServiceBuilder::new()
+            .layer(compression)
+            .service(axum::handler::Handler::with_state(handler, state.clone()))
+    };
     let router = Router::new()
         .merge(mcp)
         .route("/healthz", get(health::healthz))
@@ -189,7 +208,7 @@ pub fn router(state: AppState) -> Router {
             record_metrics,
         ))
         .merge(web::assets(state.config.web_dir.clone()))
-        .fallback(move |request| web::fallback(index.clone(), request))
+        .fallback_service(pages)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state);
     let router = with_request_layers(router, body_limit, request_timeout);

@@ -24,6 +24,7 @@ use sha2::{Digest, Sha256};
 use tower_http::services::{ServeDir, ServeFile};
 use tower_http::set_header::SetResponseHeaderLayer;
 
+use super::first_paint;
 use super::security_headers::{origin_of, page_policy};
 use crate::error::Error;
 use crate::state::AppState;
@@ -32,6 +33,8 @@ use crate::state::AppState;
 const IMMUTABLE: HeaderValue = HeaderValue::from_static("public, max-age=31536000, immutable");
 /// `index.html` names the current assets: always revalidate it.
 const REVALIDATE: HeaderValue = HeaderValue::from_static("no-cache");
+/// Marks a page with a first paint in it.
+const FIRST_PAINT: axum::http::HeaderName = axum::http::HeaderName::from_static("x-first-paint");
 /// Assets are public and never change; a page on another origin (the app's,
 /// when the assets come from a CDN host) may load them as modules.
 const ANY_ORIGIN: HeaderValue = HeaderValue::from_static("*");
@@ -165,7 +168,9 @@ fn point_assets_at(html: &str, base: &str) -> String {
 
 /// Every address that is not an API route: the app's `index.html` for a page
 /// (the app routes on the client), the contract's 404 body for the API.
-pub async fn fallback(index: IndexPage, request: Request) -> Response {
+/// Where the page has a first paint (see [`super::first_paint`]), the page
+/// with it, which is this caller's own: never cached by anyone else.
+pub async fn fallback(index: IndexPage, state: AppState, request: Request) -> Response {
     let path = request.uri().path();
     let is_page = matches!(*request.method(), Method::GET | Method::HEAD)
         && !path.starts_with("/api/")
@@ -174,7 +179,17 @@ pub async fn fallback(index: IndexPage, request: Request) -> Response {
         return Error::NotFound("not_found", "no such endpoint".into()).into_response();
     }
     match index.current().await {
-        Ok(Some(page)) => serve_index(&page, request.headers()),
+        Ok(Some(page)) => {
+            let drawn = first_paint::render(&state, path, request.uri().query(), request.headers())
+                .await
+                .and_then(|content| {
+                    first_paint::into_page(&String::from_utf8_lossy(&page.identity), content)
+                });
+            match drawn {
+                Some(html) => serve_first_paint(&page, html),
+                None => serve_index(&page, request.headers()),
+            }
+        }
         Ok(None) => (
             StatusCode::SERVICE_UNAVAILABLE,
             [(CONTENT_TYPE, "text/plain; charset=utf-8")],
@@ -185,6 +200,26 @@ pub async fn fallback(index: IndexPage, request: Request) -> Response {
             Error::Internal(anyhow::anyhow!("reading index.html: {error}")).into_response()
         }
     }
+}
+
+/// A page drawn for this request: private, checked again on every load,
+/// marked so the service worker keeps the plain page, not this one, for
+/// offline starts. Compressed on the way out, like the API's answers.
+fn serve_first_paint(page: &LoadedIndex, html: String) -> Response {
+    (
+        [
+            (CACHE_CONTROL, HeaderValue::from_static("private, no-cache")),
+            (VARY, HeaderValue::from_static("accept-encoding, cookie")),
+            (CONTENT_SECURITY_POLICY, page.policy.clone()),
+            (
+                CONTENT_TYPE,
+                HeaderValue::from_static("text/html; charset=utf-8"),
+            ),
+            (FIRST_PAINT, HeaderValue::from_static("1")),
+        ],
+        html,
+    )
+        .into_response()
 }
 
 fn serve_index(page: &LoadedIndex, request: &HeaderMap) -> Response {

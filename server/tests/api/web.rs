@@ -195,6 +195,156 @@ async fn serves_the_app_with_hashed_immutable_assets_and_a_fresh_index() {
     );
 }
 
+/// The `Cookie` header of a browser that signed in as `user`.
+async fn session_cookies(app: &TestApp, user: &TestUser) -> String {
+    let answer = app
+        .client
+        .post(app.url("/api/v1/auth/login"))
+        .json(&json!({ "email": user.email, "password": crate::helpers::PASSWORD }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    answer
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|value| {
+            value
+                .to_str()
+                .unwrap()
+                .split(';')
+                .next()
+                .unwrap()
+                .to_owned()
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+#[tokio::test]
+async fn the_first_paint_draws_the_page_before_the_app_which_takes_over_in_place() {
+    assert_web_app_built();
+    let app = TestApp::spawn().await;
+    let ada = app.register("ada").await;
+    let bob = app.register("bob").await;
+    let project = app.create_project(&ada, "Launch plan").await;
+    app.create_task(
+        &ada,
+        &project,
+        json!({
+            "title": "<img src=x onerror=\"window.__pwned = 1\">",
+            "description": "Use **Redis** first.\n\n<script>window.__pwned = 2</script>",
+        }),
+    )
+    .await;
+    for number in 2..=30 {
+        let title = format!("Task number {number}");
+        app.create_task(&ada, &project, json!({ "title": title }))
+            .await;
+    }
+    let board = app.url(&format!("/projects/{project}"));
+
+    // Over HTTP: a member's page has the board in it, private to them and
+    // compressed; anyone else gets the plain page.
+    let cookies = session_cookies(&app, &ada).await;
+    let compressed = app
+        .client
+        .get(&board)
+        .header("cookie", &cookies)
+        .header("accept-encoding", "br")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(compressed.headers()["content-encoding"], "br");
+    let page = app
+        .client
+        .get(&board)
+        .header("cookie", &cookies)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    assert_eq!(page.headers()["cache-control"], "private, no-cache");
+    assert_eq!(page.headers()["x-first-paint"], "1");
+    assert!(page.headers()["vary"].to_str().unwrap().contains("cookie"));
+    assert!(page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .contains("'sha256-"));
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains("<div id=\"shell\" class=\"first-paint\" inert>"),
+        "{html}"
+    );
+    assert!(html.contains("Launch plan") && html.contains("Task number 30"));
+    assert!(
+        html.contains("&lt;img src=x") && !html.contains("<img"),
+        "the title is text: {html}"
+    );
+    let plain = app
+        .client
+        .get(app.url("/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let stranger = session_cookies(&app, &bob).await;
+    for (cookie, who) in [
+        (stranger.as_str(), "a non-member"),
+        ("", "nobody signed in"),
+    ] {
+        let page = app
+            .client
+            .get(&board)
+            .header("cookie", cookie)
+            .send()
+            .await
+            .unwrap();
+        assert!(page.headers().get("x-first-paint").is_none(), "{who}");
+        assert_eq!(page.headers()["cache-control"], "no-cache", "{who}");
+        assert_eq!(page.text().await.unwrap(), plain, "{who}");
+    }
+
+    let result = on_project("firstPaint", &app, &project, &[(&ada, "ada")])
+        .result()
+        .await;
+    let board = &result["board"];
+    assert_eq!(board["inert"], true, "{result}");
+    assert_eq!(board["name"], "Launch plan", "{result}");
+    assert_eq!(board["who"], "ada", "{result}");
+    let titles = board["titles"].as_array().unwrap();
+    assert_eq!(titles.len(), 30, "{result}");
+    assert_eq!(titles[0], "<img src=x onerror=\"window.__pwned = 1\">");
+    assert_eq!(titles[29], "Task number 30");
+    let task = &result["task"];
+    assert_eq!(task["title"], "<img src=x onerror=\"window.__pwned = 1\">");
+    assert_eq!(task["strong"], json!(["Redis"]), "{result}");
+    assert!(task["markdownText"]
+        .as_str()
+        .unwrap()
+        .contains("<script>window.__pwned = 2</script>"));
+    assert_eq!(result["signIn"]["inert"], true, "{result}");
+    for screen in ["board", "task", "signIn"] {
+        assert_eq!(
+            (&result[screen]["images"], &result[screen]["scripts"]),
+            (&json!(0), &json!(0)),
+            "no markup from a task reached the page: {result}"
+        );
+        assert_eq!(result[screen]["pwned"], Value::Null, "{result}");
+        assert_eq!(
+            result[format!("{screen}Moved")],
+            json!([]),
+            "the hand-over moved nothing on the {screen} screen"
+        );
+        assert_eq!(result[format!("{screen}Shift")], 0.0, "{result}");
+    }
+    assert_eq!(result["inertClickStayed"], true, "{result}");
+    assert_eq!(result["policyViolations"], json!([]), "{result}");
+}
+
 #[tokio::test]
 async fn browser_timings_become_prometheus_histograms() {
     let app = TestApp::spawn().await;

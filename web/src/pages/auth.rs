@@ -10,6 +10,7 @@ use serde::Serialize;
 use std::sync::Arc;
 
 use crate::api;
+use crate::first_paint;
 use crate::session::{use_session, Session};
 
 pub fn sign_out() {
@@ -77,6 +78,8 @@ pub fn SignIn() -> impl IntoView {
             },
         );
     };
+    // Nothing to wait for: the first paint of this form goes as it shows.
+    Effect::new(|_| first_paint::hand_over());
     view! {
         <form class="card auth" on:submit=submit>
             <h1>"Sign in"</h1>

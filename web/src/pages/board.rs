@@ -11,6 +11,7 @@ use protocol::{Items, Member, NewTask, Priority, Project, Task, TaskPage, TaskSt
 
 use super::Failure;
 use crate::api;
+use crate::first_paint;
 use crate::live::{Hooks, LiveLink};
 use crate::notices::use_notices;
 use crate::offline;
@@ -108,6 +109,8 @@ pub fn load_tasks(store: ProjectStore) {
                 Ok(page) => {
                     loaded += page.items.len();
                     let mut items = page.items;
+                    // Reading the page was one task; merging it is others.
+                    offline::yield_to_page().await;
                     while items.len() > MERGE_SLICE {
                         let rest = items.split_off(MERGE_SLICE);
                         store.upsert(items);
@@ -288,6 +291,17 @@ pub fn Board() -> impl IntoView {
             ids.sort_unstable();
             ids
         })
+    });
+    // The server's first paint of this board goes once the board shows what
+    // it showed: the project's name and rows (or why there are none).
+    Effect::new(move |_| {
+        let rows = matching.with(|ids| !ids.is_empty());
+        let load = store.load.get();
+        let named = store.project.with(Option::is_some);
+        let settled = !matches!(load, LoadState::Loading { .. });
+        if (rows && named) || settled {
+            first_paint::hand_over();
+        }
     });
 
     let selection = Selection::new();

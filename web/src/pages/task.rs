@@ -11,6 +11,7 @@ use protocol::{NewTask, Priority, Task, TaskPatch, TaskStatus};
 use super::board::load_tasks;
 use super::Failure;
 use crate::api;
+use crate::first_paint;
 use crate::markdown::Markdown;
 use crate::notices::use_notices;
 use crate::notices::Notices;
@@ -215,6 +216,14 @@ pub fn TaskDetail() -> impl IntoView {
         })
     });
     let exists = Memo::new(move |_| task.with(Option::is_some));
+    // The server's first paint of this task goes once the page shows it (or
+    // why it cannot), with the project's name.
+    Effect::new(move |_| {
+        let settled = !matches!(store.load.get(), LoadState::Loading { .. });
+        if (exists.get() && store.project.with(Option::is_some)) || settled {
+            first_paint::hand_over();
+        }
+    });
     let draft = Draft::new();
     // The version the form was filled from: what the user's edit applies to.
     let editing = RwSignal::new(None::<Task>);
