@@ -1,6 +1,7 @@
 //! Lighthouse budgets for the web app (`web/e2e/lighthouse.mjs`): the
 //! sign-in page, a 10,000-task board and a task page, with the desktop and
-//! mobile presets, each a first visit in a browser of its own. Scores and
+//! mobile presets (the mobile one five times, judged by the medians),
+//! each a first visit in a browser of its own. Scores and
 //! metrics land in `target/e2e-artifacts/lighthouse/` with the full
 //! reports. Runs alone (the heavy test group): its timings are the
 //! browser's, and a second test competing for the two cores would make
@@ -15,24 +16,15 @@ use tokio::process::Command;
 
 use crate::helpers::TestApp;
 
-/// What the product promises for every audited page and preset.
+/// What the product promises for every audited page and preset; on mobile,
+/// each score's and metric's median over five runs (`lighthouse.mjs`).
 const MIN_SCORE: f64 = 0.95;
 const MAX_LCP_MS: f64 = 1_500.0;
 const MAX_CLS: f64 = 0.02;
 const MAX_TBT_MS: f64 = 150.0;
-
-/// The mobile preset (a mid-range phone: four times slower CPU, slow 4G
-/// simulated) does not meet the promise yet for performance, LCP and TBT:
-/// the first paint of a client-rendered page waits for the main wasm module
-/// (197 KB brotli: about a second at 1.6 Mbit/s) and its start-up (about
-/// 300 ms of script on that CPU). docs/BENCHMARKS.md has the numbers. Until
-/// it does, these bounds keep it from getting worse; everything else is
-/// held to the promise on both presets.
-const MOBILE_MIN_PERFORMANCE: f64 = 0.70;
-const MOBILE_MAX_LCP_MS: f64 = 4_500.0;
-const MOBILE_MAX_TBT_MS: f64 = 700.0;
-/// Six audits of about twenty seconds each, with room to spare.
-const RUN_LIMIT: Duration = Duration::from_secs(600);
+/// Eighteen audits (five mobile runs a page) of ten to twenty seconds
+/// each, with room to spare.
+const RUN_LIMIT: Duration = Duration::from_secs(900);
 
 #[tokio::test]
 async fn pages_meet_the_lighthouse_budgets_on_desktop_and_mobile() {
@@ -97,15 +89,17 @@ async fn pages_meet_the_lighthouse_budgets_on_desktop_and_mobile() {
             result["tbt"].as_f64().unwrap_or(f64::NAN),
             result["speedIndex"].as_f64().unwrap_or(f64::NAN),
         );
+        for run in result["runs"].as_array().into_iter().flatten() {
+            println!(
+                "  run: performance {} | LCP {:.0} ms TBT {:.0} ms",
+                run["performance"],
+                run["lcp"].as_f64().unwrap_or(f64::NAN),
+                run["tbt"].as_f64().unwrap_or(f64::NAN),
+            );
+        }
         assert!(result["runtimeError"].is_null(), "{name}: {result}");
-        let mobile = result["preset"] == "mobile";
-        let performance = if mobile {
-            MOBILE_MIN_PERFORMANCE
-        } else {
-            MIN_SCORE
-        };
         for (category, least) in [
-            ("performance", performance),
+            ("performance", MIN_SCORE),
             ("accessibility", MIN_SCORE),
             ("bestPractices", MIN_SCORE),
         ] {
@@ -114,12 +108,7 @@ async fn pages_meet_the_lighthouse_budgets_on_desktop_and_mobile() {
                 broken.push(format!("{name}: {category} {score} < {least}"));
             }
         }
-        let (lcp, tbt) = if mobile {
-            (MOBILE_MAX_LCP_MS, MOBILE_MAX_TBT_MS)
-        } else {
-            (MAX_LCP_MS, MAX_TBT_MS)
-        };
-        for (metric, limit) in [("lcp", lcp), ("cls", MAX_CLS), ("tbt", tbt)] {
+        for (metric, limit) in [("lcp", MAX_LCP_MS), ("cls", MAX_CLS), ("tbt", MAX_TBT_MS)] {
             let value = result[metric].as_f64().unwrap_or(f64::INFINITY);
             if value >= limit {
                 broken.push(format!("{name}: {metric} {value:.3} ≥ {limit}"));
