@@ -222,12 +222,8 @@ async fn clear_device() {
 
 const KEPT_MARK: &str = "taskmaster.kept:";
 
-fn local_storage() -> Option<web_sys::Storage> {
-    web_sys::window()?.local_storage().ok().flatten()
-}
-
 fn is_kept(key: &str) -> bool {
-    local_storage()
+    crate::session::local_storage()
         .and_then(|storage| {
             storage
                 .get_item(&format!("{KEPT_MARK}{key}"))
@@ -238,47 +234,45 @@ fn is_kept(key: &str) -> bool {
 }
 
 fn mark_kept(store: &ProjectStore) {
-    if let (Some(storage), Some(key)) = (local_storage(), key_of(store)) {
+    if let (Some(storage), Some(key)) = (crate::session::local_storage(), key_of(store)) {
         let _ = storage.set_item(&format!("{KEPT_MARK}{key}"), "1");
     }
 }
 
 /// The board kept on the device, if there is one; tasks arrive record by
 /// record, the page staying responsive.
-async fn restore(store: ProjectStore) -> bool {
+async fn restore(store: ProjectStore) {
     let Some(key) = key_of(&store) else {
-        return false;
+        return;
     };
-    match read_board(&key).await {
-        Ok(Some((head, records))) => {
-            if store.project.with_untracked(Option::is_none) {
-                store.project.set(head.project);
-            }
-            store.members.set(head.members);
-            for (index, record) in records.iter().enumerate() {
-                let Some(json) = record.as_string() else {
-                    continue;
-                };
-                match serde_json::from_str::<Vec<Task>>(&json) {
-                    Ok(tasks) => store.upsert(tasks),
-                    Err(_) => {
-                        // Written by an incompatible version: start afresh.
-                        store.reset();
-                        return false;
-                    }
-                }
-                if index == 0 {
-                    crate::pages::board::mark_board_ready();
-                }
-                yield_to_page().await;
-            }
-            store.last_seq.set_value(Some(head.seq));
-            store.saved_seq.set_value(Some(head.seq));
-            store.load.set(LoadState::Ready);
-            true
-        }
-        _ => false,
+    // Nothing kept (or unreadable): the board loads from the server.
+    let Ok(Some((head, records))) = read_board(&key).await else {
+        return;
+    };
+    if store.project.with_untracked(Option::is_none) {
+        store.project.set(head.project);
     }
+    store.members.set(head.members);
+    for (index, record) in records.iter().enumerate() {
+        let Some(json) = record.as_string() else {
+            continue;
+        };
+        match serde_json::from_str::<Vec<Task>>(&json) {
+            Ok(tasks) => store.upsert(tasks),
+            Err(_) => {
+                // Written by an incompatible version: start afresh.
+                store.reset();
+                return;
+            }
+        }
+        if index == 0 {
+            crate::pages::board::mark_board_ready();
+        }
+        yield_to_page().await;
+    }
+    store.last_seq.set_value(Some(head.seq));
+    store.saved_seq.set_value(Some(head.seq));
+    store.load.set(LoadState::Ready);
 }
 
 async fn read_board(key: &str) -> Result<Option<(BoardHead, Array)>, JsValue> {
@@ -476,7 +470,7 @@ pub fn send_queued(store: ProjectStore, notices: Notices) {
 
 /// Forgets every board and queued edit on this device (sign-out).
 pub fn forget_everything() {
-    if let Some(storage) = local_storage() {
+    if let Some(storage) = crate::session::local_storage() {
         let marks: Vec<String> = (0..storage.length().unwrap_or(0))
             .filter_map(|index| storage.key(index).ok().flatten())
             .filter(|name| name.starts_with(KEPT_MARK))

@@ -18,7 +18,9 @@ const CSRF_COOKIES: [&str; 2] = ["__Host-tm_csrf", "tm_csrf"];
 /// Left behind by versions of the app that kept the bearer token here.
 const LEGACY_TOKEN_KEY: &str = "taskmaster.token";
 
-fn storage() -> Option<web_sys::Storage> {
+/// The origin's `localStorage`, `None` where the browser refuses it (a
+/// private window's policy, say): what is kept there is a convenience.
+pub fn local_storage() -> Option<web_sys::Storage> {
     web_sys::window()?.local_storage().ok().flatten()
 }
 
@@ -35,7 +37,7 @@ pub fn csrf_token() -> Option<String> {
 }
 
 fn stored_user() -> Option<User> {
-    let text = storage()?.get_item(USER_KEY).ok().flatten()?;
+    let text = local_storage()?.get_item(USER_KEY).ok().flatten()?;
     serde_json::from_str(&text).ok()
 }
 
@@ -47,7 +49,7 @@ pub struct Session {
 
 impl Session {
     pub fn provide() -> Self {
-        if let Some(storage) = storage() {
+        if let Some(storage) = local_storage() {
             let _ = storage.remove_item(LEGACY_TOKEN_KEY);
         }
         let session = Session {
@@ -60,7 +62,7 @@ impl Session {
     /// The server set the session cookies with its answer; the token in the
     /// body is for clients without cookies and is dropped here.
     pub fn signed_in(&self, answer: AuthResponse) {
-        if let Some(storage) = storage() {
+        if let Some(storage) = local_storage() {
             let _ = storage.set_item(
                 USER_KEY,
                 &serde_json::to_string(&answer.user).unwrap_or_default(),
@@ -83,7 +85,7 @@ pub fn use_session() -> Session {
 /// the session); the server clears the cookies on sign-out, and an expired
 /// session's cookies are worthless.
 pub fn sign_out_locally() {
-    if let Some(storage) = storage() {
+    if let Some(storage) = local_storage() {
         let _ = storage.remove_item(USER_KEY);
     }
     crate::offline::forget_everything();
